@@ -1,0 +1,44 @@
+# The provision node's one entry point. `make run` and `make test` do all their own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv fmt lint typecheck migrations-check test-sqlite test-postgres clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	@scripts/run.sh
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy .
+
+migrations-check: $(STAMP)
+	DJANGO_SETTINGS_MODULE=provision.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+
+test-sqlite: $(STAMP)
+	$(BIN)/pytest
+
+test-postgres: $(STAMP)
+	scripts/with-postgres.sh $(BIN)/pytest
+
+test: lint typecheck migrations-check test-sqlite test-postgres
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3* var/static

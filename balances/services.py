@@ -1,0 +1,223 @@
+"""Every balance change, each one a ledger entry written in the caller's transaction.
+
+Functions that move money for an order expect the caller to hold the order's row lock (they are called
+from ``orders.services`` inside its transaction); they lock the balance row themselves, always after
+the order (lock order: Order -> Transfer -> Balance).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from balances import locks, selectors
+from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
+from provision.errors import Refused
+
+if TYPE_CHECKING:
+    from orders.models import Order
+
+logger = logging.getLogger(__name__)
+
+
+class InsufficientBalance(Refused):
+    code = "insufficient_balance"
+
+
+class LedgerMismatch(Exception):
+    pass
+
+
+def _balance_for_update(currency: str) -> Balance:
+    balance = locks.balance_locked().filter(currency=currency).first()
+    if balance is None:
+        try:
+            with transaction.atomic():
+                Balance.objects.create(currency=currency)
+        except IntegrityError:
+            pass  # another process created it first
+        balance = locks.balance_locked().get(currency=currency)
+    return balance
+
+
+def _apply(
+    *,
+    currency: str,
+    kind: str,
+    amount: Decimal,
+    total_delta: Decimal,
+    reserved_delta: Decimal,
+    order: Order | None = None,
+    actor: AbstractBaseUser | None = None,
+    psp: str = "",
+    reason: str = "",
+) -> LedgerEntry:
+    balance = _balance_for_update(currency)
+    Balance.objects.filter(pk=balance.pk).update(
+        total=F("total") + total_delta, reserved=F("reserved") + reserved_delta, updated_at=timezone.now()
+    )
+    entry = LedgerEntry.objects.create(
+        balance=balance,
+        kind=kind,
+        amount=amount,
+        total_delta=total_delta,
+        reserved_delta=reserved_delta,
+        order=order,
+        actor=actor,  # type: ignore[misc]
+        psp=psp,
+        reason=reason[:255],
+    )
+    balance.refresh_from_db(fields=["total", "reserved"])
+    _check_threshold(balance)
+    return entry
+
+
+def _check_threshold(balance: Balance) -> None:
+    threshold = selectors.threshold_for(currency=balance.currency)
+    if threshold is None:
+        return
+    open_alert = BalanceAlert.objects.filter(currency=balance.currency, resolved_at__isnull=True).first()
+    if balance.available < threshold and open_alert is None:
+        BalanceAlert.objects.create(
+            currency=balance.currency, available=balance.available, threshold=threshold
+        )
+        logger.warning(
+            "balance.critical",
+            extra={
+                "currency": balance.currency,
+                "available": str(balance.available),
+                "threshold": str(threshold),
+            },
+        )
+    elif balance.available >= threshold and open_alert is not None:
+        open_alert.resolved_at = timezone.now()
+        open_alert.save(update_fields=["resolved_at"])
+
+
+def balance_reserve(*, order: Order) -> LedgerEntry:
+    """Reserve the order's amount. Caller holds the order lock. Raises InsufficientBalance."""
+    balance = _balance_for_update(order.currency)
+    if balance.available < order.amount:
+        raise InsufficientBalance(
+            "Insufficient available balance", currency=order.currency, available=str(balance.available)
+        )
+    return _apply(
+        currency=order.currency,
+        kind=EntryKind.RESERVE,
+        amount=order.amount,
+        total_delta=Decimal("0"),
+        reserved_delta=order.amount,
+        order=order,
+        reason="order accepted",
+    )
+
+
+def balance_release(*, order: Order, reason: str) -> LedgerEntry:
+    """Release the order's reservation. Caller holds the order lock."""
+    return _apply(
+        currency=order.currency,
+        kind=EntryKind.RELEASE,
+        amount=order.amount,
+        total_delta=Decimal("0"),
+        reserved_delta=-order.amount,
+        order=order,
+        reason=reason,
+    )
+
+
+def balance_debit(*, order: Order, psp: str) -> LedgerEntry:
+    """The reserved payout left the account: total and reserved go down. Caller holds the order lock."""
+    return _apply(
+        currency=order.currency,
+        kind=EntryKind.DEBIT,
+        amount=order.amount,
+        total_delta=-order.amount,
+        reserved_delta=-order.amount,
+        order=order,
+        psp=psp,
+        reason="payout succeeded",
+    )
+
+
+@transaction.atomic
+def balance_credit(
+    *, currency: str, amount: Decimal, reason: str, actor: AbstractBaseUser | None = None
+) -> LedgerEntry:
+    """Add funds (a top-up recorded by staff)."""
+    if amount <= 0:
+        raise Refused("Amount must be positive", errors={"amount": ["Must be greater than zero."]})
+    return _apply(
+        currency=currency,
+        kind=EntryKind.CREDIT,
+        amount=amount,
+        total_delta=amount,
+        reserved_delta=Decimal("0"),
+        actor=actor,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def balance_adjust(
+    *, currency: str, delta: Decimal, reason: str, actor: AbstractBaseUser | None = None, psp: str = ""
+) -> LedgerEntry | None:
+    """Move the total by a signed ``delta`` (PSP sync or staff correction). None when delta is zero."""
+    if delta == 0:
+        return None
+    return _apply(
+        currency=currency,
+        kind=EntryKind.ADJUST,
+        amount=abs(delta),
+        total_delta=delta,
+        reserved_delta=Decimal("0"),
+        actor=actor,
+        psp=psp,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def balance_set(
+    *, currency: str, total: Decimal, reason: str, actor: AbstractBaseUser | None = None
+) -> LedgerEntry | None:
+    """Set the total to ``total`` through an adjust entry."""
+    balance = _balance_for_update(currency)
+    return balance_adjust(currency=currency, delta=total - balance.total, reason=reason, actor=actor)
+
+
+@transaction.atomic
+def balance_sync_psp(*, psp: str, currency: str, total: Decimal, available: Decimal) -> LedgerEntry | None:
+    """Record a PSP's reported balance and move our total to the sum over PSPs (an ADJUST carrying it)."""
+    PspBalance.objects.update_or_create(
+        psp=psp,
+        currency=currency,
+        defaults={"total": total, "available": available, "snapshot_at": timezone.now(), "status": "ok"},
+    )
+    psp_sum = sum((row.total for row in PspBalance.objects.filter(currency=currency)), Decimal("0"))
+    balance = _balance_for_update(currency)
+    return balance_adjust(
+        currency=currency,
+        delta=psp_sum - balance.total,
+        reason=f"sync: {psp} reports {total} {currency}; PSP total {psp_sum}",
+        psp=psp,
+    )
+
+
+def balance_verify() -> list[str]:
+    """Recompute every balance from its ledger; return one line per mismatch (empty when all agree)."""
+    problems: list[str] = []
+    for balance in Balance.objects.all():
+        total = sum((e.total_delta for e in balance.entries.all()), Decimal("0"))
+        reserved = sum((e.reserved_delta for e in balance.entries.all()), Decimal("0"))
+        if total != balance.total or reserved != balance.reserved:
+            problems.append(
+                f"{balance.currency}: balance total={balance.total} reserved={balance.reserved}, "
+                f"ledger total={total} reserved={reserved}"
+            )
+    return problems

@@ -1,0 +1,32 @@
+"""Project-wide pytest fixtures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(
+        reason="needs PostgreSQL (SQLite ignores row locks); runs in make test's PostgreSQL pass"
+    )
+    for item in items:
+        if "postgres" in item.keywords or "chaos" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return timezone.now()
+
+
+@pytest.fixture
+def api_client() -> object:
+    from rest_framework.test import APIClient
+
+    return APIClient()

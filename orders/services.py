@@ -1,0 +1,582 @@
+"""Every write to an order: one function per business action, whatever triggers it.
+
+Views, admin actions, tasks and commands call these. Each entry point runs in one transaction that
+locks the order row first (``orders.locks.order_locked``), checks the transition on the locked row,
+writes the ledger entries and outbox rows the transition implies, and kicks the worker on commit.
+No function here calls out over HTTP while it holds a lock: the accept call happens between two
+transactions (``order_accept_with_aggregator``), and payouts are sent by ``psp.services``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from balances import services as balance_services
+from orders import locks, outbox
+from orders.clients.aggregator import (
+    AcceptedOrder,
+    AggregatorClient,
+    AggregatorConfig,
+    AggregatorRefused,
+    AggregatorUnavailable,
+    accepted_order_from,
+    fulfil_payload,
+)
+from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind
+from provision.errors import Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_TIMEOUT_REASON = "Payout not approved in time"
+ACCEPT_SETTLE_MARGIN = timedelta(seconds=5)
+
+
+class OrderTermsConflict(Conflict):
+    code = "order_conflict"
+
+
+class OrderTransitionNotAllowed(Conflict):
+    code = "transition_not_allowed"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+# --- intake ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An order offered by the aggregator, in either flavour, normalised."""
+
+    order_id: str
+    flavour: str
+    amount: Decimal
+    currency: str
+    institution: str
+    accept_deadline: datetime
+    exclude_psps: list[str] = field(default_factory=list)
+    reference: str = ""
+    token: str = ""
+    token_amount: str = ""
+    network: str = ""
+    account_identifier: str = ""
+    account_name: str = ""
+    memo: str = ""
+
+
+def _kick_process(order_pk: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("orders.tasks.order_process", order_pk=order_pk, task_name=f"order_process:{order_pk}")
+
+
+def order_receive(*, offer: Offer) -> tuple[Order, bool]:
+    """Store an offered order once; return (order, created).
+
+    The same order id again returns the stored order (no second row, no second accept or payout).
+    Raises OrderTermsConflict when the same id comes with different amount, currency or institution.
+    """
+    try:
+        with transaction.atomic(durable=True):
+            order = Order.objects.create(
+                order_id=offer.order_id,
+                flavour=offer.flavour,
+                amount=offer.amount,
+                currency=offer.currency,
+                institution=offer.institution,
+                exclude_psps=offer.exclude_psps,
+                reference=offer.reference,
+                token=offer.token,
+                token_amount=offer.token_amount,
+                network=offer.network,
+                account_identifier=offer.account_identifier,
+                account_name=offer.account_name,
+                memo=offer.memo,
+                accept_deadline=offer.accept_deadline,
+            )
+            transaction.on_commit(partial(_kick_process, order.pk))
+    except IntegrityError:
+        existing = Order.objects.filter(order_id=offer.order_id).first()
+        if existing is None:
+            raise
+        if existing.terms() != (offer.amount, offer.currency, offer.institution):
+            raise OrderTermsConflict(
+                "An order with this id exists with different terms",
+                errors={"orderId": ["Already received with a different amount, currency or institution."]},
+            ) from None
+        logger.info("order.offer_repeated", extra={"order_id": offer.order_id, "status": existing.status})
+        return existing, False
+    logger.info("order.received", extra={"order_id": order.order_id, "flavour": order.flavour})
+    return order, True
+
+
+# --- deciding and accepting ----------------------------------------------------------------------------
+
+
+def _limit(table: dict[str, Decimal], currency: str) -> Decimal | None:
+    return table.get(currency, table.get("*"))
+
+
+def order_decline_reason(*, order: Order, now: datetime) -> str | None:
+    """The rule that refuses this order, or None when the node can take it (balance checked at reserve)."""
+    from psp import services as psp_services
+
+    if now >= order.accept_deadline:
+        return DeclineReason.ORDER_EXPIRED
+    if order.currency not in settings.CURRENCIES:
+        return DeclineReason.UNSUPPORTED_CURRENCY
+    minimum = _limit(settings.MIN_ORDER_AMOUNT, order.currency)
+    if minimum is not None and order.amount < minimum:
+        return DeclineReason.AMOUNT_BELOW_MINIMUM
+    maximum = _limit(settings.MAX_ORDER_AMOUNT, order.currency)
+    if maximum is not None and order.amount > maximum:
+        return DeclineReason.AMOUNT_ABOVE_MAXIMUM
+    if not psp_services.psp_can_pay(
+        currency=order.currency, institution=order.institution, exclude=order.exclude_psps
+    ):
+        return DeclineReason.UNSUPPORTED_INSTITUTION
+    return None
+
+
+def _needs_staff_approval(order: Order) -> bool:
+    if settings.PROVISION_MODE == "manual":
+        return True
+    threshold = _limit(settings.MANUAL_REVIEW_ABOVE, order.currency)
+    return threshold is not None and order.amount > threshold
+
+
+def _decline_locked(order: Order, *, reason: str, now: datetime, actor: AbstractBaseUser | None) -> None:
+    order.decline(reason=reason, at=now, by=actor, description=DeclineReason(reason).label)
+    order.save()
+    outbox.outbox_enqueue(
+        kind=OutboxKind.DECLINE,
+        dedupe_key=f"decline:{order.order_id}",
+        path=f"orders/{order.order_id}/decline",
+        payload={"reason": DeclineReason(reason).label},
+        order=order,
+    )
+    logger.info("order.declined", extra={"order_id": order.order_id, "reason": reason})
+
+
+@transaction.atomic(durable=True)
+def order_decide(
+    *, order_pk: int, now: datetime | None = None, actor: AbstractBaseUser | None = None
+) -> Order:
+    """Decline, expire, leave for staff, or reserve and move to ``accepting`` (one transaction).
+
+    ``actor`` is set when a staff user accepts an order in the ``staff`` manual policy.
+    """
+    now = now or timezone.now()
+    order = locks.order_locked().get(pk=order_pk)
+    if order.status != OrderStatus.RECEIVED:
+        logger.info("order.decide_skipped", extra={"order_id": order.order_id, "status": order.status})
+        return order
+    if now >= order.accept_deadline:
+        order.expire(at=now, by=actor, description="Not accepted within the order request window")
+        order.save()
+        return order
+    if actor is None and settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff":
+        return order  # staff accept or decline it from admin
+    if actor is None and getattr(settings, "NODE_PAUSED", False):
+        _decline_locked(order, reason=DeclineReason.NODE_PAUSED, now=now, actor=None)
+        return order
+    reason = order_decline_reason(order=order, now=now)
+    if reason is not None:
+        _decline_locked(order, reason=reason, now=now, actor=actor)
+        return order
+    try:
+        with transaction.atomic():
+            balance_services.balance_reserve(order=order)
+    except balance_services.InsufficientBalance:
+        _decline_locked(order, reason=DeclineReason.INSUFFICIENT_BALANCE, now=now, actor=actor)
+        return order
+    order.begin_accept(by=actor, description="Reserved; accepting with the aggregator")
+    order.save()
+    return order
+
+
+def _client() -> AggregatorClient:
+    return AggregatorClient(AggregatorConfig.from_settings())
+
+
+def order_accept_with_aggregator(
+    *, order_pk: int, client: AggregatorClient | None = None, now: datetime | None = None
+) -> Order:
+    """Call accept (no lock held) and apply the answer in a new transaction.
+
+    201: store the recipient and move to ``accepted`` (or ``held``). 404: the order is not ours, unless an
+    earlier attempt's outcome was unknown and the aggregator lists the order as ours. Retryable errors
+    leave the order in ``accepting`` with ``accept_outcome_unknown`` set; the caller retries while the
+    window is open, and after it closes the order list decides.
+    """
+    client = client or _client()
+    order = Order.objects.get(pk=order_pk)
+    if order.status != OrderStatus.ACCEPTING:
+        return order
+    now = now or timezone.now()
+    if now >= order.accept_deadline + ACCEPT_SETTLE_MARGIN:
+        # The window has closed without a known answer (lost 201, crash mid-call): the list decides.
+        return _settle_unknown_accept(order_pk=order_pk, client=client)
+    try:
+        accepted = client.accept(order.order_id)
+    except AggregatorUnavailable as exc:
+        _note_accept_unknown(order_pk=order_pk, error=exc.message)
+        raise
+    except AggregatorRefused as exc:
+        if exc.status_code == 404 and Order.objects.filter(pk=order_pk, accept_outcome_unknown=True).exists():
+            return _settle_unknown_accept(order_pk=order_pk, client=client)
+        return order_apply_accept_refused(
+            order_pk=order_pk, reason=f"accept refused: HTTP {exc.status_code} {exc.message}"
+        )
+    return order_apply_accepted(order_pk=order_pk, accepted=accepted)
+
+
+@transaction.atomic(durable=True)
+def _note_accept_unknown(*, order_pk: int, error: str) -> None:
+    order = locks.order_locked().get(pk=order_pk)
+    order.accept_attempts += 1
+    order.accept_outcome_unknown = True
+    order.save(update_fields=["accept_attempts", "accept_outcome_unknown", "updated_at"])
+    logger.warning("order.accept_unknown", extra={"order_id": order.order_id, "error": error[:200]})
+
+
+def _settle_unknown_accept(*, order_pk: int, client: AggregatorClient) -> Order:
+    """Find out from the aggregator's order list whether a lost accept went through."""
+    order = Order.objects.get(pk=order_pk)
+    listed = client.list_orders(currency=order.currency, status="processing", page_size=100)
+    for row in listed:
+        if str(row.get("id")) == order.order_id:
+            logger.info("order.accept_found_in_list", extra={"order_id": order.order_id})
+            return order_apply_accepted(
+                order_pk=order_pk, accepted=accepted_order_from(row, fallback_id=order.order_id)
+            )
+    return order_apply_accept_refused(
+        order_pk=order_pk, reason="accept outcome unknown and the order is not ours"
+    )
+
+
+@transaction.atomic(durable=True)
+def order_apply_accepted(*, order_pk: int, accepted: AcceptedOrder, now: datetime | None = None) -> Order:
+    """Persist the recipient from the accept answer, then move to ``accepted`` or ``held``."""
+    now = now or timezone.now()
+    order = locks.order_locked().get(pk=order_pk)
+    if order.status != OrderStatus.ACCEPTING:
+        logger.info("order.accept_answer_repeat", extra={"order_id": order.order_id, "status": order.status})
+        return order
+    if accepted.account_identifier:
+        order.account_identifier = accepted.account_identifier
+        order.account_name = accepted.account_name
+        order.memo = accepted.memo
+    if accepted.institution:
+        order.institution = accepted.institution
+    order.metadata = accepted.metadata
+    order.accept_amount = accepted.amount
+    order.accept_outcome_unknown = False
+    order.confirm_accept(at=now, description="Aggregator accepted (201)")
+    if accepted.amount is not None and accepted.amount != order.amount:
+        logger.error(
+            "order.accept_amount_mismatch",
+            extra={
+                "order_id": order.order_id,
+                "offered": str(order.amount),
+                "accepted": str(accepted.amount),
+            },
+        )
+        order.save()
+        order.payout_attempted = False
+        order.hold(
+            until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT), description="Amount mismatch"
+        )
+        order.save()
+        return order
+    if not order.account_identifier:
+        order.save()
+        order.hold(
+            until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT), description="No recipient"
+        )
+        order.save()
+        return order
+    order.save()
+    if _needs_staff_approval(order):
+        order.hold(
+            until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT),
+            description="Held for staff approval",
+        )
+        order.save()
+    else:
+        transaction.on_commit(partial(_kick_payout, order.pk))
+    logger.info("order.accepted", extra={"order_id": order.order_id, "status": order.status})
+    return order
+
+
+def _kick_payout(order_pk: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("orders.tasks.order_start_payout", order_pk=order_pk, task_name=f"order_payout:{order_pk}")
+
+
+@transaction.atomic(durable=True)
+def order_apply_accept_refused(*, order_pk: int, reason: str, now: datetime | None = None) -> Order:
+    """The aggregator says the order is not ours: release the reservation; never pay."""
+    now = now or timezone.now()
+    order = locks.order_locked().get(pk=order_pk)
+    if order.status != OrderStatus.ACCEPTING:
+        return order
+    balance_services.balance_release(order=order, reason=reason)
+    order.accept_refused(at=now, description=reason[:255])
+    order.save()
+    logger.warning("order.accept_refused", extra={"order_id": order.order_id, "reason": reason[:200]})
+    return order
+
+
+# --- paying ----------------------------------------------------------------------------------------
+
+
+def order_start_payout(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Order:
+    """Create the payout (a Transfer row) and move to ``paying``; the PSP is called after commit."""
+    from psp import services as psp_services
+
+    return psp_services.payout_start(order_pk=order_pk, actor=actor)
+
+
+def _report_fulfil(order: Order, *, validation_status: str, validation_error: str = "") -> None:
+    """Enqueue fulfil ``pending`` (once) and, for a final status, the final fulfil after it."""
+    tx_id = order.psp_tx_id
+    outbox.outbox_enqueue(
+        kind=OutboxKind.FULFIL,
+        dedupe_key=f"fulfil:{order.order_id}:pending",
+        path=f"orders/{order.order_id}/fulfill",
+        payload=fulfil_payload(order.psp, tx_id, "pending"),
+        order=order,
+    )
+    if validation_status != "pending":
+        outbox.outbox_enqueue(
+            kind=OutboxKind.FULFIL,
+            dedupe_key=f"fulfil:{order.order_id}:{validation_status}",
+            path=f"orders/{order.order_id}/fulfill",
+            payload=fulfil_payload(order.psp, tx_id, validation_status, validation_error),
+            order=order,
+        )
+
+
+def order_record_payout_pending(*, order: Order, tx_id: str) -> None:
+    """The PSP has the transfer: fix the order's txId and report fulfil ``pending``. Caller holds the lock."""
+    if not order.psp_tx_id:
+        order.psp_tx_id = tx_id
+        order.save(update_fields=["psp_tx_id", "updated_at"])
+    _report_fulfil(order, validation_status="pending")
+
+
+def order_record_payout_succeeded(
+    *, order: Order, tx_id: str, now: datetime, actor: AbstractBaseUser | None = None
+) -> None:
+    """Paying -> paid: debit the reservation, report fulfil success. Caller holds the order lock."""
+    if not order.psp_tx_id:
+        order.psp_tx_id = tx_id
+    order.payout_succeeded(at=now, by=actor, description=f"{order.psp} reports success ({tx_id})")
+    order.save()
+    balance_services.balance_debit(order=order, psp=order.psp)
+    _report_fulfil(order, validation_status="success")
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
+    logger.info("order.paid", extra={"order_id": order.order_id, "psp": order.psp})
+
+
+def order_record_payout_failed(*, order: Order, reason: str, tx_id: str, now: datetime) -> None:
+    """Paying -> cancelled after a transfer was attempted and failed: release; fulfil ``failed``."""
+    if not order.psp_tx_id:
+        order.psp_tx_id = tx_id
+    order.payout_failed(reason=reason, at=now, description=reason[:255])
+    order.save()
+    balance_services.balance_release(order=order, reason=f"payout failed: {reason}")
+    _report_fulfil(order, validation_status="failed", validation_error=reason)
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
+    logger.warning("order.payout_failed", extra={"order_id": order.order_id, "reason": reason[:200]})
+
+
+def _cancel_locked(order: Order, *, reason: str, now: datetime, actor: AbstractBaseUser | None) -> None:
+    order.cancel(reason=reason, at=now, by=actor, description=reason[:255])
+    order.save()
+    balance_services.balance_release(order=order, reason=f"cancelled: {reason}")
+    outbox.outbox_enqueue(
+        kind=OutboxKind.CANCEL,
+        dedupe_key=f"cancel:{order.order_id}",
+        path=f"orders/{order.order_id}/cancel",
+        payload={"reason": reason},
+        order=order,
+    )
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
+    logger.info("order.cancelled", extra={"order_id": order.order_id, "reason": reason[:200]})
+
+
+def order_record_no_payout_possible(*, order: Order, reason: str, now: datetime) -> None:
+    """Every PSP refused before taking money: back from paying and cancel with the reason."""
+    order.payout_refused(description=reason[:255])
+    order.save()
+    _cancel_locked(order, reason=reason, now=now, actor=None)
+
+
+# --- staff and timers --------------------------------------------------------------------------------
+
+
+def _locked_or_404(order_pk: int) -> Order:
+    order = locks.order_locked().filter(pk=order_pk).first()
+    if order is None:
+        raise OrderNotFound("No such order", order_pk=order_pk)
+    return order
+
+
+def _refuse(order: Order, action: str) -> OrderTransitionNotAllowed:
+    return OrderTransitionNotAllowed(
+        f"Cannot {action} an order that is {order.get_status_display().lower()}",
+        order_id=order.order_id,
+        status=order.status,
+    )
+
+
+@transaction.atomic(durable=True)
+def order_decline(
+    *, order_pk: int, reason: str, actor: AbstractBaseUser | None, now: datetime | None = None
+) -> Order:
+    """Staff decline an order still in ``received``."""
+    now = now or timezone.now()
+    order = _locked_or_404(order_pk)
+    if not can_proceed(order.decline):
+        raise _refuse(order, "decline")
+    order.decline(reason=DeclineReason.STAFF_DECLINED, at=now, by=actor, description=reason)
+    order.save()
+    outbox.outbox_enqueue(
+        kind=OutboxKind.DECLINE,
+        dedupe_key=f"decline:{order.order_id}",
+        path=f"orders/{order.order_id}/decline",
+        payload={"reason": reason},
+        order=order,
+    )
+    return order
+
+
+@transaction.atomic(durable=True)
+def order_cancel(
+    *, order_pk: int, reason: str, actor: AbstractBaseUser | None, now: datetime | None = None
+) -> Order:
+    """Cancel an accepted, unpaid order: release the reservation and tell the aggregator."""
+    now = now or timezone.now()
+    order = _locked_or_404(order_pk)
+    if not can_proceed(order.cancel):
+        raise _refuse(order, "cancel")
+    _cancel_locked(order, reason=reason, now=now, actor=actor)
+    return order
+
+
+@transaction.atomic(durable=True)
+def order_mark_paid(
+    *, order_pk: int, external_reference: str, actor: AbstractBaseUser | None, now: datetime | None = None
+) -> Order:
+    """Staff paid the recipient outside the node: debit and report fulfil with the external reference."""
+    now = now or timezone.now()
+    order = _locked_or_404(order_pk)
+    if not can_proceed(order.mark_paid):
+        raise _refuse(order, "mark paid")
+    order.mark_paid(
+        external_reference=external_reference, at=now, by=actor, description="Paid outside the node"
+    )
+    order.save()
+    balance_services.balance_debit(order=order, psp="manual")
+    _report_fulfil(order, validation_status="success")
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
+    return order
+
+
+@transaction.atomic(durable=True)
+def order_resolve_review(
+    *, order_pk: int, paid: bool, evidence: str, actor: AbstractBaseUser | None, now: datetime | None = None
+) -> Order:
+    """Staff settle a ``needs_review`` payout: paid (debit, fulfil success) or not paid (release, failed)."""
+    now = now or timezone.now()
+    order = _locked_or_404(order_pk)
+    if order.status != OrderStatus.NEEDS_REVIEW:
+        raise _refuse(order, "resolve")
+    if not order.psp_tx_id:
+        order.psp_tx_id = (
+            order.transfers.order_by("-attempt").values_list("reference", flat=True).first() or ""
+        )
+    if paid:
+        order.resolve_paid(at=now, by=actor, description=evidence)
+        order.save()
+        balance_services.balance_debit(order=order, psp=order.psp)
+        _report_fulfil(order, validation_status="success")
+    else:
+        order.resolve_not_paid(reason=evidence, at=now, by=actor, description=evidence)
+        order.save()
+        balance_services.balance_release(order=order, reason=f"review: not paid: {evidence}")
+        _report_fulfil(order, validation_status="failed", validation_error=evidence)
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
+    return order
+
+
+def order_record_fulfil_reported(*, order_pk: int, now: datetime | None = None) -> None:
+    """The aggregator took fulfil ``success``: paid -> fulfilled."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = locks.order_locked().get(pk=order_pk)
+        if order.status != OrderStatus.PAID:
+            logger.info(
+                "order.fulfil_reported_repeat", extra={"order_id": order.order_id, "status": order.status}
+            )
+            return
+        order.fulfil_reported(at=now, description="Aggregator confirmed fulfil success")
+        order.save()
+
+
+def order_expire_due(*, now: datetime | None = None) -> int:
+    """Expire received orders past their window; cancel held payouts past their approval timeout."""
+    now = now or timezone.now()
+    count = 0
+    for pk in Order.objects.filter(status=OrderStatus.RECEIVED, accept_deadline__lte=now).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            order = locks.order_locked().get(pk=pk)
+            if order.status == OrderStatus.RECEIVED and order.accept_deadline <= now:
+                order.expire(at=now, description="Not accepted within the order request window")
+                order.save()
+                count += 1
+    for pk in Order.objects.filter(status=OrderStatus.HELD, hold_until__lte=now).values_list("pk", flat=True):
+        with transaction.atomic():
+            order = locks.order_locked().get(pk=pk)
+            if order.status == OrderStatus.HELD and order.hold_until and order.hold_until <= now:
+                _cancel_locked(order, reason=APPROVAL_TIMEOUT_REASON, now=now, actor=None)
+                count += 1
+    return count
+
+
+def offer_from_seed(data: dict[str, Any]) -> Offer:
+    """Normalise a validated seed-flavour body (POST /orders)."""
+    recipient = data["recipient"]
+    return Offer(
+        order_id=data["orderId"],
+        flavour=Flavour.SEED,
+        amount=data["amount"],
+        currency=data["currency"],
+        institution=recipient["institution"],
+        accept_deadline=data["expiresAt"],
+        reference=data.get("reference", ""),
+        token=data.get("token", ""),
+        token_amount=str(data.get("tokenAmount", "")),
+        network=data.get("network", ""),
+        account_identifier=recipient["accountIdentifier"],
+        account_name=recipient.get("accountName", ""),
+        memo=recipient.get("memo", ""),
+    )

@@ -1,0 +1,142 @@
+"""django-q2 jobs of the order pipeline: thin, safe to run twice (delivery is at least once)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders import outbox, services
+from orders.clients.aggregator import AggregatorUnavailable
+from orders.models import Order, OrderStatus
+from provision import scheduling
+
+logger = logging.getLogger(__name__)
+
+ACCEPT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+
+
+def order_process(*, order_pk: int) -> str:
+    """Decide, reserve and accept a received order within the aggregator's window."""
+    order = services.order_decide(order_pk=order_pk)
+    if order.status == OrderStatus.ACCEPTING:
+        order = order_accept(order_pk=order_pk)
+    return order.status
+
+
+def order_accept(*, order_pk: int) -> Order:
+    """Accept with the aggregator; retry unknown outcomes a few times while the window is open."""
+    for delay in (*ACCEPT_RETRY_DELAYS, None):
+        try:
+            return services.order_accept_with_aggregator(order_pk=order_pk)
+        except AggregatorUnavailable:
+            order = Order.objects.get(pk=order_pk)
+            remaining = (order.accept_deadline - timezone.now()).total_seconds()
+            if delay is None or remaining < delay:
+                break
+            time.sleep(delay)  # bounded: at most ~7.5 s inside a 30 s window
+    order = Order.objects.get(pk=order_pk)
+    # Settled by the sweep once the window has closed (the order list tells whether it is ours).
+    scheduling.run_at(
+        "orders.tasks.order_accept_settle",
+        name=f"accept_settle:{order_pk}",
+        when=order.accept_deadline,
+        order_pk=order_pk,
+    )
+    return order
+
+
+def order_accept_settle(*, order_pk: int) -> str:
+    try:
+        return services.order_accept_with_aggregator(order_pk=order_pk).status
+    except AggregatorUnavailable:
+        return "retry"
+
+
+def order_start_payout(*, order_pk: int) -> str:
+    try:
+        return services.order_start_payout(order_pk=order_pk).status
+    except services.OrderTransitionNotAllowed as exc:
+        logger.info("payout.start_skipped", extra={"order_pk": order_pk, "reason": exc.message})
+        return "skipped"
+
+
+def outbox_deliver_due() -> int:
+    delivered = outbox.outbox_deliver_due()
+    next_due = outbox.outbox_next_due_at()
+    if next_due is not None:
+        scheduling.run_at("orders.tasks.outbox_deliver_due", name="outbox_retry", when=next_due)
+    return delivered
+
+
+def sweep() -> dict[str, int]:
+    """The safety net, every minute: finish whatever a lost kick or a crash left behind."""
+    from psp import services as psp_services
+    from psp import tasks as psp_tasks
+
+    now = timezone.now()
+    counts = {"expired": services.order_expire_due(now=now)}
+    received = Order.objects.filter(status=OrderStatus.RECEIVED, accept_deadline__gt=now)
+    if not (settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff"):
+        for pk in received.values_list("pk", flat=True)[:100]:
+            order_process(order_pk=pk)
+    settle_before = now - services.ACCEPT_SETTLE_MARGIN
+    accepting = Order.objects.filter(status=OrderStatus.ACCEPTING, accept_deadline__lt=settle_before)
+    for pk in accepting.values_list("pk", flat=True)[:100]:
+        order_accept_settle(order_pk=pk)
+    stale = now - timedelta(seconds=30)
+    for pk in Order.objects.filter(status=OrderStatus.ACCEPTED, updated_at__lt=stale).values_list(
+        "pk", flat=True
+    )[:100]:
+        if not services._needs_staff_approval(Order.objects.get(pk=pk)):
+            order_start_payout(order_pk=pk)
+    counts["transfers_checked"] = 0
+    for transfer_pk in psp_services.transfers_due_for_check(now=now):
+        psp_tasks.transfer_check(transfer_pk=transfer_pk)
+        counts["transfers_checked"] += 1
+    counts["outbox"] = outbox_deliver_due()
+    return counts
+
+
+def balances_sync() -> int:
+    """Read every enabled PSP's balance, record it, and report balances to the aggregator."""
+    from balances import services as balance_services
+    from orders.outbox import outbox_enqueue_balance_report
+    from psp import registry
+    from psp.base import PspError
+
+    synced = 0
+    for adapter in registry.enabled():
+        try:
+            readings = adapter.get_balances()
+        except PspError as exc:
+            logger.warning("balance.sync_failed", extra={"psp": adapter.name, "error": exc.message[:200]})
+            continue
+        for reading in readings:
+            if reading.currency in settings.CURRENCIES:
+                balance_services.balance_sync_psp(
+                    psp=adapter.name,
+                    currency=reading.currency,
+                    total=reading.total,
+                    available=reading.available,
+                )
+                synced += 1
+    from django.db import transaction
+
+    with transaction.atomic():
+        for currency in settings.CURRENCIES:
+            outbox_enqueue_balance_report(currency=currency)
+    return synced
+
+
+def purge_used_signatures() -> int:
+    from provision.models import UsedSignature
+
+    cutoff = timezone.now() - timedelta(
+        seconds=settings.HMAC_TIMESTAMP_AGE + settings.HMAC_FUTURE_SKEW + 60
+    )
+    deleted, _ = UsedSignature.objects.filter(seen_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,1 @@
+"""The provision node's Django project: settings, URLs, authentication, protocol helpers."""

@@ -1,0 +1,125 @@
+"""The one place the node reads its environment.
+
+Every setting is read through :func:`setting`, so a missing or malformed value stops the boot with one
+line naming the variable and what is expected (``ConfigurationError``) instead of a traceback later
+inside a request. ``manage.py`` and ``wsgi.py`` print that line and exit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if os.environ.get("PROVISION_READ_DOTENV", "1") == "1" and (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class ConfigurationError(ImproperlyConfigured):
+    """A setting is missing or malformed; the message names the variable and what it expects."""
+
+
+def setting(name: str, parse: Callable[[str], T], *, default: T = _MISSING, expected: str) -> T:
+    """Read ``name`` from the environment and parse it, or fail with one clear line."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        if default is _MISSING:
+            raise ConfigurationError(f"{name} is required: expected {expected}")
+        return default
+    try:
+        return parse(raw.strip())
+    except (ValueError, InvalidOperation, ImproperlyConfigured) as exc:
+        raise ConfigurationError(f"{name}={raw!r} is invalid: expected {expected} ({exc})") from None
+
+
+def parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("not a boolean")
+
+
+def parse_int(raw: str) -> int:
+    return int(raw)
+
+
+def parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def parse_port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def parse_list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_currencies(raw: str) -> list[str]:
+    codes = [code.upper() for code in parse_list(raw)]
+    if not codes:
+        raise ValueError("no currency given")
+    for code in codes:
+        if not (code.isascii() and code.isalpha() and 3 <= len(code) <= 7):
+            raise ValueError(f"{code!r} is not a currency code")
+    return codes
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in choices:
+            raise ValueError(f"one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def parse_decimal(raw: str) -> Decimal:
+    value = Decimal(raw)
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a non-negative decimal number")
+    return value
+
+
+def parse_amount_map(raw: str) -> dict[str, Decimal]:
+    """``"5000"`` (every currency) or ``"NGN:5000,KES:100"``; ``*`` is the fallback key."""
+    result: dict[str, Decimal] = {}
+    for item in parse_list(raw):
+        currency, sep, amount = item.rpartition(":")
+        key = currency.strip().upper() if sep else "*"
+        result[key] = parse_decimal(amount.strip())
+    return result
+
+
+def parse_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return raw.rstrip("/")
+
+
+def parse_database_url(raw: str) -> dict[str, Any]:
+    return dict(env.db_url_config(raw))
+
+
+def parse_cache_url(raw: str) -> dict[str, Any]:
+    return dict(env.cache_url_config(raw))

@@ -1,0 +1,27 @@
+"""Create or update the worker's recurring schedules (idempotent; run at every start)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create or update the django-q2 schedules the node needs."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django_q.models import Schedule
+
+        wanted = {
+            "sweep": ("orders.tasks.sweep", max(1, settings.ORDER_POLL_INTERVAL // 60)),
+            "balances_sync": ("orders.tasks.balances_sync", max(1, settings.BALANCE_SYNC_INTERVAL // 60)),
+            "purge_used_signatures": ("orders.tasks.purge_used_signatures", 60),
+        }
+        for name, (func, minutes) in wanted.items():
+            Schedule.objects.update_or_create(
+                name=name,
+                defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+            )
+        self.stdout.write(f"schedules ready: {', '.join(sorted(wanted))}")

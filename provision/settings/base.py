@@ -1,0 +1,368 @@
+"""Settings for every environment, read from the process environment (see ``.env.example``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from provision.env import (
+    BASE_DIR,
+    ConfigurationError,
+    parse_amount_map,
+    parse_bool,
+    parse_cache_url,
+    parse_choice,
+    parse_currencies,
+    parse_database_url,
+    parse_decimal,
+    parse_list,
+    parse_port,
+    parse_positive_int,
+    parse_url,
+    setting,
+)
+
+# --- Process --------------------------------------------------------------------------------------------
+DEBUG = setting("DEBUG", parse_bool, default=False, expected="true or false")
+SERVER_HOST = setting("SERVER_HOST", str, default="0.0.0.0", expected="an interface address")  # noqa: S104
+SERVER_PORT = setting("SERVER_PORT", parse_port, default=8000, expected="a TCP port number")
+LOG_LEVEL = setting(
+    "LOG_LEVEL",
+    lambda raw: parse_choice("debug", "info", "warning", "error", "critical")(raw).upper(),
+    default="INFO",
+    expected="debug, info, warning, error or critical",
+)
+
+_DEV_SECRET = "dev-only-secret-key-never-use-in-production-0123456789abcdefghijklmnop"  # noqa: S105
+SECRET_KEY = setting(
+    "SECRET",
+    str,
+    default=_DEV_SECRET if DEBUG else "",
+    expected="a long random string (Django's secret key; required unless DEBUG=true)",
+)
+if not SECRET_KEY:
+    raise ConfigurationError("SECRET is required: expected a long random string (Django's secret key)")
+
+ALLOWED_HOSTS = setting(
+    "ALLOWED_HOSTS",
+    parse_list,
+    default=["*"] if DEBUG else ["localhost", "127.0.0.1"],
+    expected="a comma-separated list of host names",
+)
+CSRF_TRUSTED_ORIGINS: list[str] = setting(
+    "CSRF_TRUSTED_ORIGINS", parse_list, default=[], expected="a comma-separated list of origins"
+)
+
+# --- Django ---------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_fsm_log",
+    "django_q",
+    "provision",
+    "balances",
+    "psp",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "provision.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "provision.urls"
+WSGI_APPLICATION = "provision.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "provision" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# SQLite (embedded default) runs in WAL mode with IMMEDIATE transactions so writers queue on the busy
+# timeout instead of failing with "database is locked" halfway through a transaction.
+_SQLITE_DEFAULT = f"sqlite:///{BASE_DIR / 'var' / 'provision.sqlite3'}"
+_database = setting(
+    "DATABASE_URL",
+    parse_database_url,
+    default=parse_database_url(_SQLITE_DEFAULT),
+    expected="a database URL such as postgres://user:pass@host:5432/db or sqlite:////abs/path.sqlite3",
+)
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        }
+    )
+elif _database["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+    _database["ENGINE"] = "django.db.backends.postgresql"
+    _database.setdefault("CONN_MAX_AGE", 60)
+    _database.setdefault("CONN_HEALTH_CHECKS", True)
+else:
+    raise ConfigurationError(f"DATABASE_URL uses {_database['ENGINE']}: expected PostgreSQL or SQLite")
+DATABASES: dict[str, dict[str, Any]] = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": setting(
+        "CACHE_URL",
+        parse_cache_url,
+        default={"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "provision"},
+        expected="a cache URL such as redis://127.0.0.1:6379/0 or locmem://",
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = setting(
+    "MAX_BODY_BYTES", parse_positive_int, default=65536, expected="a size in bytes for request bodies"
+)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # The Go aggregator sends no Content-Type: parse JSON whatever the header says (a 415 loses the order).
+    "DEFAULT_PARSER_CLASSES": ["provision.parsers.AnyContentJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "provision.parsers.IgnoreClientContentNegotiation",
+    "EXCEPTION_HANDLER": "provision.exception_handler.envelope_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+
+# --- Aggregator -----------------------------------------------------------------------------------------
+_DEV_CLIENT_ID = "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b"
+_DEV_AGGREGATOR_SECRET = "dev-aggregator-secret-only-for-debug-and-sandbox="  # noqa: S105
+AGGREGATOR_BASE_URL = setting(
+    "AGGREGATOR_BASE_URL",
+    parse_url,
+    default="http://127.0.0.1:8105",
+    expected="the aggregator's base URL without /v1/provider, e.g. https://api.example.com",
+)
+AGGREGATOR_PROVIDER_PATH = setting(
+    "AGGREGATOR_PROVIDER_PATH",
+    lambda raw: "/" + raw.strip("/"),
+    default="/v1/provider",
+    expected="the provider API path prefix (the code serves /v1/provider)",
+)
+AGGREGATOR_CLIENT_ID: str = setting(
+    "AGGREGATOR_CLIENT_ID",
+    str,
+    default=_DEV_CLIENT_ID if DEBUG else "",
+    expected="the provider API key id (a UUID) issued by the aggregator",
+)
+AGGREGATOR_SECRET_KEY: str = setting(
+    "AGGREGATOR_SECRET_KEY",
+    str,
+    default=_DEV_AGGREGATOR_SECRET if DEBUG else "",
+    expected="the provider API secret issued by the aggregator",
+)
+for _name, _value in (
+    ("AGGREGATOR_CLIENT_ID", AGGREGATOR_CLIENT_ID),
+    ("AGGREGATOR_SECRET_KEY", AGGREGATOR_SECRET_KEY),
+):
+    if not _value:
+        raise ConfigurationError(f"{_name} is required: expected the value issued by the aggregator")
+AGGREGATOR_PREVIOUS_SECRET_KEY = setting(
+    "AGGREGATOR_PREVIOUS_SECRET_KEY",
+    str,
+    default="",
+    expected="the previous secret, accepted on inbound calls while rotating",
+)
+AGGREGATOR_CONNECT_TIMEOUT = setting(
+    "AGGREGATOR_CONNECT_TIMEOUT", parse_decimal, default=Decimal("3"), expected="seconds"
+)
+AGGREGATOR_READ_TIMEOUT = setting(
+    "AGGREGATOR_READ_TIMEOUT", parse_decimal, default=Decimal("10"), expected="seconds"
+)
+HMAC_TIMESTAMP_AGE = setting(
+    "HMAC_TIMESTAMP_AGE", parse_positive_int, default=300, expected="seconds a signed timestamp stays valid"
+)
+HMAC_FUTURE_SKEW = setting(
+    "HMAC_FUTURE_SKEW", parse_positive_int, default=60, expected="seconds a timestamp may be in the future"
+)
+ORDER_REQUEST_VALIDITY = setting(
+    "ORDER_REQUEST_VALIDITY",
+    parse_positive_int,
+    default=30,
+    expected="seconds the aggregator keeps an order request open (30 by default)",
+)
+
+# --- Node behaviour -------------------------------------------------------------------------------------
+CURRENCIES = setting(
+    "CURRENCIES", parse_currencies, default=["NGN"], expected="a comma-separated list of currency codes"
+)
+PROVISION_MODE = setting(
+    "PROVISION_MODE", parse_choice("auto", "manual"), default="auto", expected="auto or manual"
+)
+MANUAL_POLICY = setting(
+    "MANUAL_POLICY", parse_choice("hold", "staff"), default="hold", expected="hold or staff"
+)
+MANUAL_APPROVAL_TIMEOUT = setting(
+    "MANUAL_APPROVAL_TIMEOUT",
+    parse_positive_int,
+    default=240,
+    expected="seconds a held payout waits for staff",
+)
+MANUAL_REVIEW_ABOVE: dict[str, Decimal] = setting(
+    "MANUAL_REVIEW_ABOVE", parse_amount_map, default={}, expected="an amount or CUR:amount list"
+)
+MIN_ORDER_AMOUNT: dict[str, Decimal] = setting(
+    "MIN_ORDER_AMOUNT", parse_amount_map, default={}, expected="an amount or CUR:amount list"
+)
+MAX_ORDER_AMOUNT: dict[str, Decimal] = setting(
+    "MAX_ORDER_AMOUNT", parse_amount_map, default={}, expected="an amount or CUR:amount list"
+)
+CRITICAL_BALANCE_THRESHOLD: dict[str, Decimal] = setting(
+    "CRITICAL_BALANCE_THRESHOLD", parse_amount_map, default={}, expected="an amount or CUR:amount list"
+)
+ORDER_POLL_INTERVAL = setting("ORDER_POLL_INTERVAL", parse_positive_int, default=30, expected="seconds")
+PSP_STATUS_CHECK_INTERVAL = setting(
+    "PSP_STATUS_CHECK_INTERVAL", parse_positive_int, default=10, expected="seconds"
+)
+BALANCE_SYNC_INTERVAL = setting("BALANCE_SYNC_INTERVAL", parse_positive_int, default=300, expected="seconds")
+NODE_VERSION = "0.1.0"
+
+# --- PSPs -----------------------------------------------------------------------------------------------
+PSP = setting(
+    "PSP",
+    lambda raw: [parse_choice("sandbox", "lenco", "mtn_momo")(name) for name in parse_list(raw)],
+    default=["sandbox"],
+    expected="a comma-separated list of sandbox, lenco, mtn_momo in routing order",
+)
+if not PSP:
+    raise ConfigurationError("PSP is required: expected at least one of sandbox, lenco, mtn_momo")
+SANDBOX_BALANCES = setting(
+    "SANDBOX_BALANCES",
+    parse_amount_map,
+    default={"NGN": Decimal("50000000"), "KES": Decimal("2000000"), "GHS": Decimal("1000000")},
+    expected="CUR:amount list, e.g. NGN:50000000,KES:2000000",
+)
+LENCO_BASE_URL = setting(
+    "LENCO_BASE_URL", parse_url, default="https://api.lenco.co/access/v1", expected="a URL"
+)
+LENCO_V2_BASE_URL = setting(
+    "LENCO_V2_BASE_URL", parse_url, default="https://api.lenco.co/access/v2", expected="a URL"
+)
+LENCO_API_KEY = setting("LENCO_API_KEY", str, default="", expected="the Lenco API token")
+LENCO_ACCOUNT_ID = setting("LENCO_ACCOUNT_ID", str, default="", expected="the Lenco account id to debit")
+LENCO_TIMEOUT_SECONDS = setting(
+    "LENCO_TIMEOUT_SECONDS", parse_decimal, default=Decimal("15"), expected="seconds"
+)
+MTN_MOMO_BASE_URL = setting(
+    "MTN_MOMO_BASE_URL", parse_url, default="https://sandbox.momodeveloper.mtn.com", expected="a URL"
+)
+MTN_MOMO_SUBSCRIPTION_KEY = setting(
+    "MTN_MOMO_SUBSCRIPTION_KEY", str, default="", expected="the subscription key"
+)
+MTN_MOMO_API_USER = setting("MTN_MOMO_API_USER", str, default="", expected="the API user (a UUID)")
+MTN_MOMO_API_KEY = setting("MTN_MOMO_API_KEY", str, default="", expected="the API key")
+MTN_MOMO_TARGET_ENVIRONMENT = setting(
+    "MTN_MOMO_TARGET_ENVIRONMENT", str, default="sandbox", expected="sandbox or the country environment"
+)
+MTN_MOMO_CURRENCY = setting(
+    "MTN_MOMO_CURRENCY", str, default="", expected="the wire currency (EUR in the sandbox)"
+)
+MTN_MOMO_CALLBACK_HOST = setting(
+    "MTN_MOMO_CALLBACK_HOST", str, default="", expected="the public callback host"
+)
+MTN_MOMO_TIMEOUT_SECONDS = setting(
+    "MTN_MOMO_TIMEOUT_SECONDS", parse_decimal, default=Decimal("15"), expected="seconds"
+)
+for _psp, _required in (
+    ("lenco", ("LENCO_API_KEY",)),
+    ("mtn_momo", ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")),
+):
+    if _psp in PSP:
+        for _name in _required:
+            if not globals()[_name]:
+                raise ConfigurationError(f"{_name} is required because PSP includes {_psp}")
+
+# --- Worker (django-q2, ORM broker: nothing else has to run) ------------------------------------------------
+Q_CLUSTER = {
+    "name": "provision",
+    "orm": "default",
+    "workers": setting(
+        "WORKER_PROCESSES", parse_positive_int, default=2, expected="a number of worker processes"
+    ),
+    "timeout": 60,
+    "retry": 90,
+    "max_attempts": 3,
+    "poll": 0.2,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "label": "Worker tasks",
+}
+
+# --- Logging --------------------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "provision.logging.RequestIdFilter"}},
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "console", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django-q": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = setting(
+        "SESSION_COOKIE_SECURE", parse_bool, default=True, expected="true or false"
+    )
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,23 @@
+"""Test settings: only overrides. The database comes from TEST_DATABASE_URL when set (PostgreSQL run)."""
+
+import os
+
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET", "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstu")
+os.environ.setdefault("AGGREGATOR_CLIENT_ID", "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b")
+os.environ.setdefault("AGGREGATOR_SECRET_KEY", "E8U4m3tmfP2DIlnFUAa-0dBpUcU-t9WmQByKOqBGPjw=")
+os.environ.setdefault("AGGREGATOR_BASE_URL", "http://127.0.0.1:9")
+os.environ.setdefault("CURRENCIES", "NGN,KES")
+if os.environ.get("TEST_DATABASE_URL"):
+    os.environ["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]
+else:
+    os.environ.setdefault("DATABASE_URL", "sqlite:////tmp/provision-test.sqlite3")
+os.environ["PROVISION_READ_DOTENV"] = "0"
+
+from provision.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
+LOGGING["root"] = {**LOGGING["root"], "level": "WARNING"}  # type: ignore[dict-item]  # noqa: F405
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (whitenoise warns when it is missing)

@@ -1,0 +1,1 @@
+"""Outbound HTTP clients, one module per payment service provider."""

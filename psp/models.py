@@ -1,0 +1,137 @@
+"""PSP-side records: payout attempts, webhook events, institution mapping, and the sandbox PSP's state.
+
+Objects
+    Transfer            one row per payout attempt, written *before* the PSP is called; its
+                        ``reference`` is the PSP idempotency key, derived from the order and attempt.
+    WebhookEvent        every webhook as received (raw body), unique on (psp, event_id).
+    InstitutionMapping  the aggregator's institution code -> the PSP's bank/operator code.
+    SandboxPayout       the sandbox PSP's own ledger of payouts (the sandbox *is* a PSP).
+
+Invariants (constraints)
+    * (psp, reference) is unique: the same reference is never sent for two payouts.
+    * An order has at most one live transfer: only a transfer REJECTED by the PSP before it took the money
+      lets another attempt exist (failover). This is what makes "at most one payout per order" hold even
+      when two workers race.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from balances.models import money_field
+
+
+class TransferStatus(models.TextChoices):
+    CREATED = "created", "Created (not yet sent)"
+    PENDING = "pending", "Pending at the PSP"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (final)"
+    REJECTED = "rejected", "Rejected before sending money"
+    UNKNOWN = "unknown", "Outcome unknown (review)"
+
+
+LIVE_TRANSFER_STATES = (
+    TransferStatus.CREATED,
+    TransferStatus.PENDING,
+    TransferStatus.SUCCEEDED,
+    TransferStatus.FAILED,
+    TransferStatus.UNKNOWN,
+)
+
+
+class Transfer(models.Model):
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="transfers")
+    psp = models.CharField(max_length=32)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    reference = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=16, choices=TransferStatus.choices, default=TransferStatus.CREATED, db_index=True
+    )
+    amount = money_field()
+    currency = models.CharField(max_length=7)
+    fee = money_field(null=True, blank=True)
+    account_masked = models.CharField(max_length=64, blank=True)
+    psp_institution = models.CharField(max_length=64, blank=True)
+    psp_transaction_id = models.CharField(max_length=128, blank=True)
+    failure_reason = models.CharField(max_length=32, blank=True)
+    failure_message = models.CharField(max_length=512, blank=True)
+    sends = models.PositiveIntegerField(default=0, help_text="How many times the create call was sent.")
+    history = models.JSONField(default=list, blank=True)
+    last_response = models.JSONField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["psp", "reference"], name="transfer_unique_reference"),
+            models.UniqueConstraint(fields=["order", "attempt"], name="transfer_unique_attempt"),
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=~Q(status="rejected"),
+                name="transfer_one_live_per_order",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.psp}:{self.reference} ({self.status})"
+
+
+class WebhookEvent(models.Model):
+    psp = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=64, blank=True)
+    reference = models.CharField(max_length=64, blank=True, db_index=True)
+    body = models.TextField()
+    signature_valid = models.BooleanField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [models.UniqueConstraint(fields=["psp", "event_id"], name="webhook_unique_event")]
+
+    def __str__(self) -> str:
+        return f"{self.psp}:{self.event_id}"
+
+
+class InstitutionMapping(models.Model):
+    psp = models.CharField(max_length=32)
+    currency = models.CharField(max_length=7)
+    institution = models.CharField(max_length=32, help_text="The aggregator's code, e.g. ABNGNGLA.")
+    institution_name = models.CharField(max_length=255, blank=True)
+    psp_code = models.CharField(max_length=64, help_text="The PSP's bank code or operator.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["psp", "currency", "institution"]
+        constraints = [
+            models.UniqueConstraint(fields=["psp", "institution"], name="institution_mapping_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.psp}:{self.institution}->{self.psp_code}"
+
+
+class SandboxPayout(models.Model):
+    """The sandbox PSP's record of a payout it was asked to make (keyed by our reference)."""
+
+    reference = models.CharField(max_length=64, unique=True)
+    transaction_id = models.CharField(max_length=64, unique=True)
+    amount = money_field()
+    currency = models.CharField(max_length=7)
+    account_identifier = models.CharField(max_length=64)
+    status = models.CharField(max_length=16)
+    failure_message = models.CharField(max_length=255, blank=True)
+    complete_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"sandbox:{self.reference} ({self.status})"

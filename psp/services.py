@@ -1,0 +1,372 @@
+"""Payouts: start at most once per order, send with a derived reference, learn the outcome.
+
+Rules (DESIGN.md "Failure rules"):
+* ``payout_start`` writes the Transfer row (unique per order while live) and moves the order to
+  ``paying`` in one transaction; the PSP is called after commit, never under a lock.
+* ``transfer_send`` counts the send *before* calling the PSP. A transfer that was sent before (a crash
+  or a timeout) is looked up by reference first; only "the PSP has nothing" allows sending again, with
+  the same reference, which the PSP refuses as a duplicate if it did land after all.
+* A definitive refusal before money moved lets the next PSP try (failover); an unknown outcome never
+  does. An answer the node cannot interpret, or a PSP that stays unreachable past
+  ``PAYOUT_REVIEW_AFTER``, sends the order to ``needs_review``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from orders import locks as order_locks
+from orders import services as order_services
+from orders.models import Order, OrderStatus
+from provision.logging import mask_account
+from psp import registry
+from psp.base import (
+    DuplicateReference,
+    FailureReason,
+    PayoutRequest,
+    PayoutResult,
+    PayoutStatus,
+    PspAdapter,
+    PspRejected,
+    PspUnavailable,
+    Recipient,
+)
+from psp.models import InstitutionMapping, Transfer, TransferStatus
+
+logger = logging.getLogger(__name__)
+
+PAYOUT_REVIEW_AFTER = timedelta(minutes=15)
+CHECK_BACKOFF_CAP = timedelta(seconds=60)
+
+
+class NoPspAvailable(order_services.OrderTransitionNotAllowed):
+    code = "no_psp_available"
+
+
+# --- routing -----------------------------------------------------------------------------------------
+
+
+def _psp_code(psp: str, institution: str) -> str:
+    row = InstitutionMapping.objects.filter(psp=psp, institution=institution, enabled=True).first()
+    return row.psp_code if row else ""
+
+
+def route(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()) -> list[PspAdapter]:
+    """The adapters that may pay this order, in routing order."""
+    return [
+        adapter
+        for adapter in registry.enabled()
+        if adapter.name not in exclude and adapter.supports(currency=currency, institution=institution)
+    ]
+
+
+def psp_can_pay(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()) -> bool:
+    return bool(route(currency=currency, institution=institution, exclude=exclude))
+
+
+# --- starting a payout ---------------------------------------------------------------------------------
+
+
+def _kick_send(transfer_pk: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("psp.tasks.transfer_send", transfer_pk=transfer_pk, task_name=f"transfer_send:{transfer_pk}")
+
+
+@transaction.atomic(durable=True)
+def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Order:
+    """Pick a PSP, write the Transfer, move the order to ``paying``. Raises OrderTransitionNotAllowed."""
+    order = order_locks.order_locked().get(pk=order_pk)
+    if not can_proceed(order.start_payout):
+        raise order_services.OrderTransitionNotAllowed(
+            f"Cannot pay an order that is {order.get_status_display().lower()}",
+            order_id=order.order_id,
+            status=order.status,
+        )
+    tried = list(order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True))
+    candidates = route(
+        currency=order.currency, institution=order.institution, exclude=[*order.exclude_psps, *tried]
+    )
+    if not candidates:
+        raise NoPspAvailable("No PSP can pay this order", order_id=order.order_id)
+    adapter = candidates[0]
+    attempt = order.transfers.count() + 1
+    transfer = Transfer.objects.create(
+        order=order,
+        psp=adapter.name,
+        attempt=attempt,
+        reference=adapter.make_reference(order_key=order.order_id, attempt=attempt),
+        amount=order.amount,
+        currency=order.currency,
+        account_masked=mask_account(order.account_identifier),
+        psp_institution=_psp_code(adapter.name, order.institution),
+    )
+    description = "Payout approved" if order.status == OrderStatus.HELD else "Payout started"
+    if actor is not None:
+        order.approved_by = actor  # type: ignore[assignment]
+    order.start_payout(psp=adapter.name, by=actor, description=f"{description} via {adapter.name}")
+    order.save()
+    transaction.on_commit(partial(_kick_send, transfer.pk))
+    logger.info(
+        "payout.started",
+        extra={"order_id": order.order_id, "psp": adapter.name, "reference": transfer.reference},
+    )
+    return order
+
+
+# --- sending and learning the outcome ---------------------------------------------------------------------
+
+
+def _lock_order_of(transfer_pk: int) -> Order:
+    """Lock the transfer's order (always before the transfer: lock order Order -> Transfer -> Balance)."""
+    order_pk = Transfer.objects.values_list("order_id", flat=True).get(pk=transfer_pk)
+    return order_locks.order_locked().get(pk=order_pk)
+
+
+def _history(transfer: Transfer, event: str, **data: object) -> None:
+    transfer.history = [*transfer.history, {"at": timezone.now().isoformat(), "event": event, **data}]
+
+
+@transaction.atomic(durable=True)
+def _mark_sending(transfer_pk: int) -> Transfer | None:
+    """Count the send before the PSP call, so a crash after it is known to be a maybe-sent."""
+    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    if transfer.status != TransferStatus.CREATED:
+        return None
+    transfer.sends += 1
+    _history(transfer, "send", send=transfer.sends)
+    transfer.next_check_at = timezone.now() + timedelta(seconds=30)
+    transfer.save(update_fields=["sends", "history", "next_check_at", "updated_at"])
+    return transfer
+
+
+def transfer_send(*, transfer_pk: int) -> Transfer:
+    """Send a created transfer, asking the PSP about its reference first if it may have been sent."""
+    transfer = Transfer.objects.select_related("order").get(pk=transfer_pk)
+    if transfer.status != TransferStatus.CREATED:
+        logger.info("payout.send_skipped", extra={"reference": transfer.reference, "status": transfer.status})
+        return transfer
+    adapter = registry.adapter(transfer.psp)
+    if transfer.sends > 0:
+        try:
+            found = adapter.get_payout(reference=transfer.reference, currency=transfer.currency)
+        except PspUnavailable as exc:
+            return _record_unreachable(transfer_pk=transfer.pk, error=exc)
+        if found.status != PayoutStatus.NOT_FOUND:
+            return transfer_apply_result(transfer_pk=transfer.pk, result=found)
+    marked = _mark_sending(transfer.pk)
+    if marked is None:
+        return Transfer.objects.get(pk=transfer.pk)
+    order = transfer.order
+    request = PayoutRequest(
+        reference=transfer.reference,
+        amount=transfer.amount,
+        currency=transfer.currency,
+        recipient=Recipient(
+            institution=order.institution,
+            account_identifier=order.account_identifier,
+            account_name=order.account_name,
+            psp_institution=transfer.psp_institution,
+        ),
+        narration=(order.memo or f"Payout {order.order_id}")[:100],
+    )
+    try:
+        result = adapter.initiate_payout(request)
+    except DuplicateReference:
+        try:
+            result = adapter.get_payout(reference=transfer.reference, currency=transfer.currency)
+        except PspUnavailable as exc:
+            return _record_unreachable(transfer_pk=transfer.pk, error=exc)
+    except PspUnavailable as exc:
+        return _record_unreachable(transfer_pk=transfer.pk, error=exc)
+    except PspRejected as exc:
+        return transfer_apply_rejection(transfer_pk=transfer.pk, error=exc)
+    return transfer_apply_result(transfer_pk=transfer.pk, result=result)
+
+
+def transfer_check(*, transfer_pk: int) -> Transfer:
+    """Ask the PSP about a pending (or maybe-sent) transfer and apply what it says."""
+    transfer = Transfer.objects.get(pk=transfer_pk)
+    if transfer.status == TransferStatus.CREATED:
+        return transfer_send(transfer_pk=transfer_pk)
+    if transfer.status != TransferStatus.PENDING:
+        return transfer
+    try:
+        result = registry.adapter(transfer.psp).get_payout(
+            reference=transfer.reference, currency=transfer.currency
+        )
+    except PspUnavailable as exc:
+        return _record_unreachable(transfer_pk=transfer.pk, error=exc)
+    return transfer_apply_result(transfer_pk=transfer.pk, result=result)
+
+
+def _next_check(transfer: Transfer, now: datetime) -> datetime:
+    age = now - transfer.created_at
+    delay = min(max(age / 4, timedelta(seconds=2)), CHECK_BACKOFF_CAP)
+    return now + delay
+
+
+@transaction.atomic(durable=True)
+def _record_unreachable(*, transfer_pk: int, error: PspUnavailable) -> Transfer:
+    now = timezone.now()
+    order = _lock_order_of(transfer_pk)
+    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    _history(transfer, "unreachable", error=error.message[:200], http_status=error.http_status)
+    transfer.next_check_at = _next_check(transfer, now)
+    if now - transfer.created_at > PAYOUT_REVIEW_AFTER and order.status == OrderStatus.PAYING:
+        transfer.status = TransferStatus.UNKNOWN
+        transfer.next_check_at = None
+        order.payout_unknown(description=f"{transfer.psp} unreachable since {transfer.created_at:%H:%M:%S}")
+        order.save()
+    transfer.save(update_fields=["history", "next_check_at", "status", "updated_at"])
+    logger.warning(
+        "payout.psp_unreachable", extra={"reference": transfer.reference, "error": error.message[:200]}
+    )
+    return transfer
+
+
+@transaction.atomic(durable=True)
+def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfer:
+    """The PSP refused before taking money: fail over to the next PSP, or cancel with the reason."""
+    now = timezone.now()
+    order = _lock_order_of(transfer_pk)
+    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    if transfer.status not in (TransferStatus.CREATED, TransferStatus.PENDING):
+        return transfer
+    transfer.status = TransferStatus.REJECTED
+    transfer.failure_reason = error.reason
+    transfer.failure_message = error.message[:512]
+    transfer.next_check_at = None
+    _history(transfer, "rejected", reason=error.reason, message=error.message[:200])
+    transfer.save()
+    if order.status != OrderStatus.PAYING:
+        return transfer
+    tried = [
+        *order.exclude_psps,
+        *order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True),
+    ]
+    next_psps = route(currency=order.currency, institution=order.institution, exclude=tried)
+    if next_psps and error.reason != "recipient_invalid":
+        order.payout_refused(description=f"{transfer.psp} refused: {error.message[:200]}; failing over")
+        order.save()
+        transaction.on_commit(partial(order_services._kick_payout, order.pk))
+        return transfer
+    reason = (
+        "Invalid recipient bank details"
+        if error.reason == "recipient_invalid"
+        else f"Payout refused: {error.message}"
+    )
+    order_services.order_record_no_payout_possible(order=order, reason=reason[:255], now=now)
+    return transfer
+
+
+@transaction.atomic(durable=True)
+def transfer_apply_result(*, transfer_pk: int, result: PayoutResult) -> Transfer:
+    """Apply what the PSP says about a transfer to it and its order (under both locks)."""
+    now = timezone.now()
+    order = _lock_order_of(transfer_pk)
+    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    if transfer.status in (TransferStatus.SUCCEEDED, TransferStatus.FAILED, TransferStatus.REJECTED):
+        logger.info(
+            "payout.result_repeat", extra={"reference": transfer.reference, "status": transfer.status}
+        )
+        return transfer
+    if result.psp_transaction_id:
+        transfer.psp_transaction_id = result.psp_transaction_id
+    if result.fee is not None:
+        transfer.fee = result.fee
+    _history(transfer, "result", status=result.status, psp_transaction_id=result.psp_transaction_id)
+    tx_id = transfer.psp_transaction_id or transfer.reference
+    in_review = order.status == OrderStatus.NEEDS_REVIEW
+    if result.status == PayoutStatus.PENDING:
+        transfer.status = TransferStatus.PENDING
+        transfer.next_check_at = _next_check(transfer, now)
+        transfer.save()
+        if order.status == OrderStatus.PAYING:
+            order_services.order_record_payout_pending(order=order, tx_id=tx_id)
+    elif result.status == PayoutStatus.SUCCEEDED:
+        transfer.status = TransferStatus.SUCCEEDED
+        transfer.next_check_at = None
+        transfer.save()
+        if order.status == OrderStatus.PAYING:
+            order_services.order_record_payout_pending(order=order, tx_id=tx_id)
+            order_services.order_record_payout_succeeded(order=order, tx_id=tx_id, now=now)
+    elif result.status == PayoutStatus.FAILED:
+        transfer.status = TransferStatus.FAILED
+        transfer.failure_reason = result.failure_reason or ""
+        transfer.failure_message = result.failure_message[:512]
+        transfer.next_check_at = None
+        transfer.save()
+        if order.status == OrderStatus.PAYING:
+            reason = result.failure_message or "Payout failed"
+            order_services.order_record_payout_failed(order=order, reason=reason[:255], tx_id=tx_id, now=now)
+    elif (
+        result.status == PayoutStatus.NOT_FOUND
+        and transfer.sends > 0
+        and transfer.status == TransferStatus.PENDING
+    ):
+        transfer.status = TransferStatus.UNKNOWN
+        transfer.next_check_at = None
+        transfer.save()
+        if order.status == OrderStatus.PAYING:
+            order.payout_unknown(description="PSP no longer knows a transfer it had acknowledged")
+            order.save()
+    elif result.status == PayoutStatus.NOT_FOUND:
+        transfer.next_check_at = _next_check(transfer, now)
+        transfer.save()
+    else:  # UNKNOWN: an answer we cannot interpret; a human decides
+        transfer.status = TransferStatus.UNKNOWN
+        transfer.next_check_at = None
+        transfer.save()
+        if order.status == OrderStatus.PAYING:
+            order.payout_unknown(description=f"{transfer.psp} answered an unknown status")
+            order.save()
+    if in_review:
+        logger.warning(
+            "payout.result_while_in_review",
+            extra={"order_id": order.order_id, "reference": transfer.reference, "status": result.status},
+        )
+    return transfer
+
+
+def transfers_due_for_check(*, now: datetime | None = None, limit: int = 100) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        Transfer.objects.filter(
+            status__in=(TransferStatus.CREATED, TransferStatus.PENDING), next_check_at__lte=now
+        )
+        .order_by("next_check_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+class NoResolver(PspRejected):
+    pass
+
+
+def account_resolve(*, account_identifier: str, institution: str, currency: str) -> str:
+    """The account holder's name from the first PSP that serves the institution. Raises PspRejected."""
+    adapters = route(currency=currency, institution=institution)
+    if not adapters:
+        raise NoResolver("No PSP serves this institution", psp="", reason=FailureReason.UNSUPPORTED)
+    adapter = adapters[0]
+    name = adapter.resolve_account(
+        recipient=Recipient(
+            institution=institution,
+            account_identifier=account_identifier,
+            psp_institution=_psp_code(adapter.name, institution),
+        ),
+        currency=currency,
+    )
+    if not name.account_name or name.account_name.strip().upper() == "OK":
+        raise PspRejected(
+            "The PSP returned no account name", psp=adapter.name, reason=FailureReason.RECIPIENT_INVALID
+        )
+    return name.account_name

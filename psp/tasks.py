@@ -1,0 +1,32 @@
+"""django-q2 jobs of the PSP layer: thin wrappers over ``psp.services``; safe to run twice."""
+
+from __future__ import annotations
+
+from psp import services
+from psp.models import TransferStatus
+
+
+def _follow_up(transfer_pk: int) -> None:
+    from provision import scheduling
+    from psp.models import Transfer
+
+    transfer = Transfer.objects.get(pk=transfer_pk)
+    if transfer.status in (TransferStatus.CREATED, TransferStatus.PENDING) and transfer.next_check_at:
+        scheduling.run_at(
+            "psp.tasks.transfer_check",
+            name=f"transfer_check:{transfer_pk}",
+            when=transfer.next_check_at,
+            transfer_pk=transfer_pk,
+        )
+
+
+def transfer_send(*, transfer_pk: int) -> str:
+    transfer = services.transfer_send(transfer_pk=transfer_pk)
+    _follow_up(transfer_pk)
+    return transfer.status
+
+
+def transfer_check(*, transfer_pk: int) -> str:
+    transfer = services.transfer_check(transfer_pk=transfer_pk)
+    _follow_up(transfer_pk)
+    return transfer.status

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make run`: migrate, make a demo staff user (sandbox + DEBUG only), then run web (gunicorn) and the
+# worker (django-q2 qcluster) in the foreground. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+export DEBUG="${DEBUG:-true}"
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-provision.settings.base}"
+mkdir -p var
+
+$BIN/python manage.py check --fail-level ERROR >/dev/null
+$BIN/python manage.py migrate --no-input -v 0
+$BIN/python manage.py collectstatic --no-input -v 0
+$BIN/python manage.py ensure_demo_user
+$BIN/python manage.py setup_schedules
+
+host=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_HOST)')
+port=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_PORT)')
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "provision node stopped"
+}
+trap stop INT TERM EXIT
+
+$BIN/gunicorn provision.wsgi:application --bind "$host:$port" --workers 2 --threads 4 \
+  --access-logfile - --graceful-timeout 10 &
+pids+=($!)
+$BIN/python manage.py qcluster &
+pids+=($!)
+
+echo "provision node: web on http://$host:$port (admin at /admin/), worker running; Ctrl-C stops both"
+wait -n "${pids[@]}"
