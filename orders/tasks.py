@@ -135,8 +135,6 @@ def balances_sync() -> int:
 def purge_used_signatures() -> int:
     from provision.models import UsedSignature
 
-    cutoff = timezone.now() - timedelta(
-        seconds=settings.HMAC_TIMESTAMP_AGE + settings.HMAC_FUTURE_SKEW + 60
-    )
+    cutoff = timezone.now() - timedelta(seconds=settings.HMAC_TIMESTAMP_AGE + settings.HMAC_FUTURE_SKEW + 60)
     deleted, _ = UsedSignature.objects.filter(seen_at__lt=cutoff).delete()
     return deleted

@@ -97,6 +97,8 @@ _V2_STATUS = {
     "failed": PayoutStatus.FAILED,
 }
 _V1_REQUEST_PENDING = frozenset({"queued", "created"})
+_V1_PAYOUT_EVENTS = frozenset({"transaction.successful", "transaction.failed"})
+_V2_PAYOUT_EVENTS = frozenset({"transfer.successful", "transfer.failed"})
 
 # errorCode -> reason for a refused call (lenco.md section 3); "04" and "10" are handled before this table.
 _ERROR_CODE_REASON = {
@@ -430,15 +432,17 @@ class LencoAdapter(PspAdapter):
         else:
             dedupe_key = body
         status: PayoutStatus | None = None
-        if event_type.startswith("transfer."):
+        event_type_is_payout = True
+        if event_type in _V2_PAYOUT_EVENTS:
             reference = str(data.get("reference") or "")
             status = _V2_STATUS.get(str(data_status).lower())
-        elif event_type.startswith("transaction.") and data.get("type") != "credit":
+        elif event_type in _V1_PAYOUT_EVENTS and data.get("type") != "credit":
             reference = str(data.get("clientReference") or "")
             status = _V1_STATUS.get(str(data_status).lower())
-        else:
+        else:  # collections, ledger entries, balance updates...: not about a payout
             reference = str(data.get("reference") or data.get("clientReference") or "")
-        if status is None and reference and event_type.endswith((".successful", ".failed")):
+            event_type_is_payout = False
+        if status is None and event_type_is_payout:  # data.status unreadable: the event name says it
             status = PayoutStatus.SUCCEEDED if event_type.endswith(".successful") else PayoutStatus.FAILED
         logger.info(
             "lenco.webhook.received",

@@ -1,0 +1,111 @@
+"""POST /tx_status answers from the node's own records, in the shape the Go aggregator's task needs."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from orders.models import OrderStatus
+from orders.tests.factories import OrderFactory
+from provision.testing import post_signed_raw
+
+pytestmark = pytest.mark.django_db
+
+
+def _force(status: str, **fields: object) -> object:
+    order = OrderFactory(**fields)
+    type(order).objects.filter(pk=order.pk).update(status=status)  # test set-up only: jump to a state
+    order.refresh_from_db()
+    return order
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        OrderStatus.ACCEPTING,
+        OrderStatus.ACCEPTED,
+        OrderStatus.HELD,
+        OrderStatus.PAYING,
+        OrderStatus.NEEDS_REVIEW,
+    ],
+)
+def test_accepted_unfinished_order_is_pending_with_string_psp_and_txid(client: Client, status: str) -> None:
+    order = _force(status)
+
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+
+    assert response.status_code == 200
+    assert response.json()["data"] == {"status": "pending", "psp": "", "txId": ""}
+
+
+@pytest.mark.parametrize("status", [OrderStatus.PAID, OrderStatus.FULFILLED])
+def test_paid_order_is_success_with_psp_and_txid(client: Client, status: str) -> None:
+    order = _force(status, psp="sandbox", psp_tx_id="SBX123")
+
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+
+    assert response.json()["data"] == {"status": "success", "psp": "sandbox", "txId": "SBX123"}
+
+
+def test_cancelled_order_is_failed_with_the_reason(client: Client) -> None:
+    order = _force(
+        OrderStatus.CANCELLED, psp="sandbox", psp_tx_id="SBX9", cancel_reason="Beneficiary Bank not Available"
+    )
+
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+
+    assert response.json()["data"] == {
+        "status": "failed",
+        "psp": "sandbox",
+        "txId": "SBX9",
+        "error": "Beneficiary Bank not Available",
+    }
+
+
+def test_upstream_reference_key_is_understood(client: Client) -> None:
+    order = _force(OrderStatus.PAID, psp="sandbox", psp_tx_id="SBX1")
+
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "reference": order.order_id})  # type: ignore[attr-defined]
+
+    assert response.json()["data"]["status"] == "success"
+
+
+def test_pending_fulfilment_question_with_psp_and_txid_is_answered(client: Client) -> None:
+    order = _force(OrderStatus.PAYING, psp="sandbox", psp_tx_id="SBX2")
+
+    response = post_signed_raw(
+        client,
+        "/tx_status",
+        {"currency": "NGN", "orderId": order.order_id, "psp": "sandbox", "txId": "SBX2"},  # type: ignore[attr-defined]
+    )
+
+    assert response.json()["data"] == {"status": "pending", "psp": "sandbox", "txId": "SBX2"}
+
+
+@pytest.mark.parametrize("status", [OrderStatus.RECEIVED, OrderStatus.DECLINED, OrderStatus.EXPIRED])
+def test_order_never_accepted_is_404(client: Client, status: str) -> None:
+    order = _force(status)
+
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+
+    assert response.status_code == 404
+
+
+def test_unknown_order_is_404(client: Client) -> None:
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": "no-such-order"})
+
+    assert response.status_code == 404
+    assert response.json()["status"] == "error"
+
+
+def test_missing_order_key_is_400(client: Client) -> None:
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN"})
+
+    assert response.status_code == 400
+    assert "orderId" in response.json()["data"]["errors"]
+
+
+def test_unsigned_question_is_401(client: Client) -> None:
+    response = client.generic("POST", "/tx_status", data=b'{"orderId":"x"}', content_type="")
+
+    assert response.status_code == 401
