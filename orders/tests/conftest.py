@@ -22,7 +22,7 @@ class AggregatorFake:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def verify(self, request: Request) -> dict[str, Any]:
-        client_id, _, signature = request.headers["Authorization"].removeprefix("HMAC ").partition(":")
+        _client_id, _, signature = request.headers["Authorization"].removeprefix("HMAC ").partition(":")
         if request.method == "GET":
             params = {k: request.args.getlist(k) for k in request.args}
             payload = canonical_json.query_payload(params, None)

@@ -536,13 +536,16 @@ class LencoAdapter(PspAdapter):
                 wanted = self._account_ids.get(currency, "")
         if wanted:
             for account in accounts:
-                if str(account.get("id")) == wanted:
+                if (
+                    str(account.get("id")) == wanted
+                    and str(account.get("currency") or "").upper() == currency
+                ):
                     return account
             if self._config.account_id:
                 raise PspRejected(
-                    "the configured lenco account_id is not among the accounts",
+                    f"the configured lenco account_id is not a {currency} account",
                     psp=NAME,
-                    reason=FailureReason.OTHER,
+                    reason=FailureReason.UNSUPPORTED,
                 )
         matching = [
             account

@@ -679,6 +679,18 @@ def test_get_balances_reads_v1_and_v2_accounts_as_decimal(httpserver):
     assert all(isinstance(b.total, Decimal) and isinstance(b.available, Decimal) for b in balances)
 
 
+def test_get_balances_with_a_configured_account_reports_it_only_under_its_own_currency(httpserver):
+    serve(httpserver.expect_request("/access/v1/accounts", method="GET"), "v1_accounts.json")
+    serve(httpserver.expect_request("/access/v2/accounts", method="GET"), "v2_accounts.json")
+    adapter = make_adapter(httpserver, account_id=ZMW_ACCOUNT_ID)
+
+    balances = adapter.get_balances()
+
+    assert balances == [
+        PspBalanceReading(currency="ZMW", total=Decimal("45300.00"), available=Decimal("45210.35")),
+    ]
+
+
 def test_payout_without_account_id_debits_the_active_account_of_the_currency_and_caches_it(httpserver):
     serve(httpserver.expect_request("/access/v1/accounts", method="GET"), "v1_accounts.json")
     serve(httpserver.expect_request("/access/v1/transfer", method="POST"), "v1_transfer_queued.json")

@@ -1,4 +1,4 @@
-"""MtnMomoAdapter against a real local HTTP server replaying the answers documented in protocol/mtn-momo.md."""
+"""MtnMomoAdapter against a real local HTTP server replaying the answers of protocol/mtn-momo.md."""
 
 import base64
 import hashlib

@@ -1,4 +1,4 @@
-"""Create a demo staff user for `make run`: only with DEBUG and the sandbox PSP, and only when no user exists."""
+"""Create a demo staff user for `make run`: only with DEBUG and the sandbox PSP, when no user exists."""
 
 from __future__ import annotations
 
