@@ -10,7 +10,7 @@ from django.utils import timezone
 from orders.models import Flavour, Order
 
 
-class OrderFactory(factory.django.DjangoModelFactory):
+class OrderFactory(factory.django.DjangoModelFactory[Order]):
     class Meta:
         model = Order
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -126,7 +127,7 @@ def test_missing_signature_is_401_envelope(client: Client) -> None:
     assert response.json()["message"] == "Missing X-Request-Signature header"
 
 
-def test_bad_signature_is_401_and_does_not_reveal_the_expected_one(client: Client, settings: object) -> None:
+def test_bad_signature_is_401_and_does_not_reveal_the_expected_one(client: Client, settings: Any) -> None:
     body = b'{"amount":"3750","currency":"NGN","institution":"ABNGNGLA","orderId":"abc"}'
     expected = signing.sign("E8U4m3tmfP2DIlnFUAa-0dBpUcU-t9WmQByKOqBGPjw=", body)
 
@@ -146,8 +147,8 @@ def test_signature_with_retired_secret_is_refused(client: Client) -> None:
     assert response.status_code == 401
 
 
-def test_previous_secret_is_accepted_while_rotating(client: Client, settings: object) -> None:
-    settings.AGGREGATOR_PREVIOUS_SECRET_KEY = "the-previous-secret"  # type: ignore[attr-defined]
+def test_previous_secret_is_accepted_while_rotating(client: Client, settings: Any) -> None:
+    settings.AGGREGATOR_PREVIOUS_SECRET_KEY = "the-previous-secret"
 
     response = post_signed_raw(client, "/new_order", offer(), secret="the-previous-secret")
 
@@ -172,8 +173,8 @@ def test_signature_over_canonical_form_of_a_pretty_body_is_accepted(client: Clie
     assert response.status_code == 200
 
 
-def test_body_over_the_size_limit_is_413(client: Client, settings: object) -> None:
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200  # type: ignore[attr-defined]
+def test_body_over_the_size_limit_is_413(client: Client, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
     body = offer(institution="A" * 300)
 
     response = post_signed_raw(client, "/new_order", body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -22,18 +23,18 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def accepting(funded: None) -> object:
-    order = OrderFactory(account_identifier="", account_name="", memo="")
+def accepting(funded: None) -> Any:
+    order = OrderFactory.create(account_identifier="", account_name="", memo="")
     return services.order_decide(order_pk=order.pk)
 
 
 def test_201_stores_recipient_before_anything_else_and_accepts(
-    aggregator: AggregatorFake, accepting: object
+    aggregator: AggregatorFake, accepting: Any
 ) -> None:
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 201, accept_data(order_id))
 
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.ACCEPTED
     assert (order.account_identifier, order.account_name, order.memo) == (
@@ -45,11 +46,11 @@ def test_201_stores_recipient_before_anything_else_and_accepts(
     assert aggregator.calls[0][1] == {"timestamp": aggregator.calls[0][1]["timestamp"]}
 
 
-def test_404_means_not_ours_releases_and_never_pays(aggregator: AggregatorFake, accepting: object) -> None:
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+def test_404_means_not_ours_releases_and_never_pays(aggregator: AggregatorFake, accepting: Any) -> None:
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 404)
 
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.LOST
     assert balance_selectors.balance_get(currency="NGN").reserved == Decimal("0")
@@ -60,25 +61,21 @@ def test_404_means_not_ours_releases_and_never_pays(aggregator: AggregatorFake, 
     assert not order.transfers.exists()
 
 
-def test_500_leaves_order_accepting_with_outcome_unknown(
-    aggregator: AggregatorFake, accepting: object
-) -> None:
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+def test_500_leaves_order_accepting_with_outcome_unknown(aggregator: AggregatorFake, accepting: Any) -> None:
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 500)
 
     with pytest.raises(AggregatorUnavailable):
-        services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+        services.order_accept_with_aggregator(order_pk=accepting.pk)
 
-    accepting.refresh_from_db()  # type: ignore[attr-defined]
-    assert accepting.status == OrderStatus.ACCEPTING  # type: ignore[attr-defined]
-    assert accepting.accept_outcome_unknown  # type: ignore[attr-defined]
+    accepting.refresh_from_db()
+    assert accepting.status == OrderStatus.ACCEPTING
+    assert accepting.accept_outcome_unknown
     assert balance_selectors.balance_get(currency="NGN").reserved == Decimal("3750")
 
 
-def test_timeout_is_an_unknown_outcome(
-    aggregator: AggregatorFake, accepting: object, settings: object
-) -> None:
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+def test_timeout_is_an_unknown_outcome(aggregator: AggregatorFake, accepting: Any, settings: Any) -> None:
+    order_id = accepting.order_id
 
     def slow(request: Request) -> Response:
         time.sleep(1.5)
@@ -87,16 +84,14 @@ def test_timeout_is_an_unknown_outcome(
     aggregator.server.expect_request(f"/v1/provider/orders/{order_id}/accept").respond_with_handler(slow)
 
     with pytest.raises(AggregatorUnavailable):
-        services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+        services.order_accept_with_aggregator(order_pk=accepting.pk)
 
-    accepting.refresh_from_db()  # type: ignore[attr-defined]
-    assert accepting.accept_outcome_unknown  # type: ignore[attr-defined]
+    accepting.refresh_from_db()
+    assert accepting.accept_outcome_unknown
 
 
-def test_lost_201_then_404_is_settled_from_the_order_list(
-    aggregator: AggregatorFake, accepting: object
-) -> None:
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+def test_lost_201_then_404_is_settled_from_the_order_list(aggregator: AggregatorFake, accepting: Any) -> None:
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 500, times=1)
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 404, times=1)
     listed = {**accept_data(order_id), "status": "processing"}
@@ -105,8 +100,8 @@ def test_lost_201_then_404_is_settled_from_the_order_list(
     )
 
     with pytest.raises(AggregatorUnavailable):
-        services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+        services.order_accept_with_aggregator(order_pk=accepting.pk)
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.ACCEPTED
     assert order.account_identifier == "0123456789"
@@ -116,9 +111,9 @@ def test_lost_201_then_404_is_settled_from_the_order_list(
 
 
 def test_lost_201_then_404_and_absent_from_list_is_not_ours(
-    aggregator: AggregatorFake, accepting: object
+    aggregator: AggregatorFake, accepting: Any
 ) -> None:
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 500, times=1)
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 404, times=1)
     aggregator.on(
@@ -126,37 +121,37 @@ def test_lost_201_then_404_and_absent_from_list_is_not_ours(
     )
 
     with pytest.raises(AggregatorUnavailable):
-        services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+        services.order_accept_with_aggregator(order_pk=accepting.pk)
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.LOST
     assert balance_selectors.balance_get(currency="NGN").reserved == Decimal("0")
 
 
 def test_after_the_window_the_list_decides_without_calling_accept(
-    aggregator: AggregatorFake, accepting: object
+    aggregator: AggregatorFake, accepting: Any
 ) -> None:
-    type(accepting).objects.filter(pk=accepting.pk).update(  # type: ignore[attr-defined]
+    type(accepting).objects.filter(pk=accepting.pk).update(
         accept_deadline=timezone.now() - timedelta(seconds=10)
     )
     aggregator.on(
         "/v1/provider/orders", 200, {"total": 0, "page": 1, "pageSize": 100, "orders": []}, method="GET"
     )
 
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.LOST
     assert aggregator.paths() == ["/v1/provider/orders"]
 
 
 def test_manual_hold_policy_holds_the_payout_after_accepting(
-    aggregator: AggregatorFake, accepting: object, settings: object
+    aggregator: AggregatorFake, accepting: Any, settings: Any
 ) -> None:
-    settings.PROVISION_MODE = "manual"  # type: ignore[attr-defined]
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+    settings.PROVISION_MODE = "manual"
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 201, accept_data(order_id))
 
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.HELD
     assert order.hold_until is not None
@@ -164,12 +159,12 @@ def test_manual_hold_policy_holds_the_payout_after_accepting(
 
 
 def test_amount_above_review_threshold_is_held_in_auto_mode(
-    aggregator: AggregatorFake, accepting: object, settings: object
+    aggregator: AggregatorFake, accepting: Any, settings: Any
 ) -> None:
-    settings.MANUAL_REVIEW_ABOVE = {"NGN": Decimal("1000")}  # type: ignore[attr-defined]
-    order_id = accepting.order_id  # type: ignore[attr-defined]
+    settings.MANUAL_REVIEW_ABOVE = {"NGN": Decimal("1000")}
+    order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 201, accept_data(order_id))
 
-    order = services.order_accept_with_aggregator(order_pk=accepting.pk)  # type: ignore[attr-defined]
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.HELD

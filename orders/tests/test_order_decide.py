@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_order_within_rules_and_balance_is_reserved_and_accepting(funded: None) -> None:
-    order = OrderFactory(amount=Decimal("3750"))
+    order = OrderFactory.create(amount=Decimal("3750"))
 
     decided = services.order_decide(order_pk=order.pk)
 
@@ -33,7 +34,7 @@ def test_order_within_rules_and_balance_is_reserved_and_accepting(funded: None) 
 
 
 def test_insufficient_balance_declines_and_queues_decline_call(funded: None) -> None:
-    order = OrderFactory(amount=Decimal("100000.01"))
+    order = OrderFactory.create(amount=Decimal("100000.01"))
 
     decided = services.order_decide(order_pk=order.pk)
 
@@ -67,14 +68,14 @@ def test_insufficient_balance_declines_and_queues_decline_call(funded: None) -> 
 )
 def test_rule_violations_decline_with_machine_readable_reason(
     funded: None,
-    settings: object,
+    settings: Any,
     overrides: dict[str, object],
     settings_overrides: dict[str, object],
     reason: str,
 ) -> None:
     for name, value in settings_overrides.items():
         setattr(settings, name, value)
-    order = OrderFactory(**overrides)
+    order = OrderFactory.create(**overrides)
 
     decided = services.order_decide(order_pk=order.pk)
 
@@ -84,7 +85,7 @@ def test_rule_violations_decline_with_machine_readable_reason(
 
 
 def test_order_past_its_window_expires_without_any_call(funded: None) -> None:
-    order = OrderFactory(accept_deadline=timezone.now() - timedelta(seconds=1))
+    order = OrderFactory.create(accept_deadline=timezone.now() - timedelta(seconds=1))
 
     decided = services.order_decide(order_pk=order.pk)
 
@@ -93,7 +94,7 @@ def test_order_past_its_window_expires_without_any_call(funded: None) -> None:
 
 
 def test_deciding_twice_reserves_once(funded: None) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
 
     services.order_decide(order_pk=order.pk)
     services.order_decide(order_pk=order.pk)
@@ -101,10 +102,10 @@ def test_deciding_twice_reserves_once(funded: None) -> None:
     assert LedgerEntry.objects.filter(order=order, kind=EntryKind.RESERVE).count() == 1
 
 
-def test_staff_policy_leaves_the_order_for_staff(funded: None, settings: object) -> None:
-    settings.PROVISION_MODE = "manual"  # type: ignore[attr-defined]
-    settings.MANUAL_POLICY = "staff"  # type: ignore[attr-defined]
-    order = OrderFactory()
+def test_staff_policy_leaves_the_order_for_staff(funded: None, settings: Any) -> None:
+    settings.PROVISION_MODE = "manual"
+    settings.MANUAL_POLICY = "staff"
+    order = OrderFactory.create()
 
     decided = services.order_decide(order_pk=order.pk)
 

@@ -39,7 +39,7 @@ def _drain(rounds: int = 10) -> None:
 def test_fulfil_is_delivered_once_after_the_aggregator_failed_several_times(
     aggregator: AggregatorFake,
 ) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     _fulfil_row(order)
     answers = iter([500, 502, 503, 200])
     timestamps: list[object] = []
@@ -66,7 +66,7 @@ def test_fulfil_is_delivered_once_after_the_aggregator_failed_several_times(
 
 
 def test_each_attempt_is_signed_afresh(aggregator: AggregatorFake, settings: Any) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     _fulfil_row(order)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 500, times=1)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200, times=1)
@@ -82,7 +82,7 @@ def test_each_attempt_is_signed_afresh(aggregator: AggregatorFake, settings: Any
 
 
 def test_a_4xx_refusal_is_final_and_visible(aggregator: AggregatorFake) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     _fulfil_row(order)
     aggregator.on(
         f"/v1/provider/orders/{order.order_id}/fulfill", 400, [{"field": "TxID", "message": "required"}]
@@ -95,7 +95,7 @@ def test_a_4xx_refusal_is_final_and_visible(aggregator: AggregatorFake) -> None:
 
 
 def test_429_is_retried(aggregator: AggregatorFake) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     _fulfil_row(order)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 429, times=1)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200, times=1)
@@ -107,7 +107,7 @@ def test_429_is_retried(aggregator: AggregatorFake) -> None:
 
 def test_connection_refused_is_retried_without_loss(settings: Any) -> None:
     settings.AGGREGATOR_BASE_URL = "http://127.0.0.1:9"
-    order = OrderFactory()
+    order = OrderFactory.create()
     _fulfil_row(order)
 
     outbox.outbox_deliver_one(now=timezone.now())
@@ -118,7 +118,7 @@ def test_connection_refused_is_retried_without_loss(settings: Any) -> None:
 
 
 def test_pending_fulfil_goes_before_success(aggregator: AggregatorFake) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     _fulfil_row(order, "pending")
     _fulfil_row(order, "success")
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 500, times=1)
@@ -131,7 +131,7 @@ def test_pending_fulfil_goes_before_success(aggregator: AggregatorFake) -> None:
 
 
 def test_enqueue_is_idempotent_on_its_key() -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
 
     first = _fulfil_row(order)
     second = _fulfil_row(order)
@@ -161,7 +161,7 @@ def test_balance_reports_coalesce_and_carry_strings(aggregator: AggregatorFake, 
 def test_delivered_success_fulfil_marks_a_paid_order_fulfilled(
     aggregator: AggregatorFake, django_capture_on_commit_callbacks: Any
 ) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     type(order).objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
     _fulfil_row(order)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
@@ -174,7 +174,7 @@ def test_delivered_success_fulfil_marks_a_paid_order_fulfilled(
 
 
 def test_replay_sends_a_refused_row_again(aggregator: AggregatorFake) -> None:
-    order = OrderFactory()
+    order = OrderFactory.create()
     message = _fulfil_row(order)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 400, times=1)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200, times=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -12,8 +14,8 @@ from provision.testing import post_signed_raw
 pytestmark = pytest.mark.django_db
 
 
-def _force(status: str, **fields: object) -> object:
-    order = OrderFactory(**fields)
+def _force(status: str, **fields: object) -> Any:
+    order = OrderFactory.create(**fields)
     type(order).objects.filter(pk=order.pk).update(status=status)  # test set-up only: jump to a state
     order.refresh_from_db()
     return order
@@ -32,7 +34,7 @@ def _force(status: str, **fields: object) -> object:
 def test_accepted_unfinished_order_is_pending_with_string_psp_and_txid(client: Client, status: str) -> None:
     order = _force(status)
 
-    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})
 
     assert response.status_code == 200
     assert response.json()["data"] == {"status": "pending", "psp": "", "txId": ""}
@@ -42,7 +44,7 @@ def test_accepted_unfinished_order_is_pending_with_string_psp_and_txid(client: C
 def test_paid_order_is_success_with_psp_and_txid(client: Client, status: str) -> None:
     order = _force(status, psp="sandbox", psp_tx_id="SBX123")
 
-    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})
 
     assert response.json()["data"] == {"status": "success", "psp": "sandbox", "txId": "SBX123"}
 
@@ -52,7 +54,7 @@ def test_cancelled_order_is_failed_with_the_reason(client: Client) -> None:
         OrderStatus.CANCELLED, psp="sandbox", psp_tx_id="SBX9", cancel_reason="Beneficiary Bank not Available"
     )
 
-    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})
 
     assert response.json()["data"] == {
         "status": "failed",
@@ -65,7 +67,7 @@ def test_cancelled_order_is_failed_with_the_reason(client: Client) -> None:
 def test_upstream_reference_key_is_understood(client: Client) -> None:
     order = _force(OrderStatus.PAID, psp="sandbox", psp_tx_id="SBX1")
 
-    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "reference": order.order_id})  # type: ignore[attr-defined]
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "reference": order.order_id})
 
     assert response.json()["data"]["status"] == "success"
 
@@ -76,7 +78,7 @@ def test_pending_fulfilment_question_with_psp_and_txid_is_answered(client: Clien
     response = post_signed_raw(
         client,
         "/tx_status",
-        {"currency": "NGN", "orderId": order.order_id, "psp": "sandbox", "txId": "SBX2"},  # type: ignore[attr-defined]
+        {"currency": "NGN", "orderId": order.order_id, "psp": "sandbox", "txId": "SBX2"},
     )
 
     assert response.json()["data"] == {"status": "pending", "psp": "sandbox", "txId": "SBX2"}
@@ -86,7 +88,7 @@ def test_pending_fulfilment_question_with_psp_and_txid_is_answered(client: Clien
 def test_order_never_accepted_is_404(client: Client, status: str) -> None:
     order = _force(status)
 
-    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})  # type: ignore[attr-defined]
+    response = post_signed_raw(client, "/tx_status", {"currency": "NGN", "orderId": order.order_id})
 
     assert response.status_code == 404
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def accepted_order(account: str = "0123456789", **fields: Any) -> Order:
-    order = OrderFactory(account_identifier=account, **fields)
+    order = OrderFactory.create(account_identifier=account, **fields)
     from balances import services as balance_services
 
     balance_services.balance_credit(currency=order.currency, amount=Decimal("100000"), reason="funds")
