@@ -30,8 +30,8 @@ class InsufficientBalance(Refused):
     code = "insufficient_balance"
 
 
-class LedgerMismatch(Exception):
-    pass
+class BalanceWouldGoNegative(Refused):
+    code = "balance_would_go_negative"
 
 
 def _balance_for_update(currency: str) -> Balance:
@@ -59,9 +59,20 @@ def _apply(
     reason: str = "",
 ) -> LedgerEntry:
     balance = _balance_for_update(currency)
-    Balance.objects.filter(pk=balance.pk).update(
-        total=F("total") + total_delta, reserved=F("reserved") + reserved_delta, updated_at=timezone.now()
-    )
+    try:
+        with transaction.atomic():
+            Balance.objects.filter(pk=balance.pk).update(
+                total=F("total") + total_delta,
+                reserved=F("reserved") + reserved_delta,
+                updated_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise BalanceWouldGoNegative(
+            f"This change would make the {currency} balance negative",
+            currency=currency,
+            total=str(balance.total),
+            reserved=str(balance.reserved),
+        ) from None
     entry = LedgerEntry.objects.create(
         balance=balance,
         kind=kind,
