@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
@@ -34,7 +35,7 @@ operations = st.lists(
 class LedgerPropertyTests(TestCase):
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(operations)
-    def test_random_lifecycles_keep_ledger_and_balances_equal_and_non_negative(self, ops: list) -> None:  # type: ignore[type-arg]
+    def test_random_lifecycles_keep_ledger_and_balances_equal_and_non_negative(self, ops: list[Any]) -> None:
         balance_services.balance_credit(currency="NGN", amount=Decimal("100000"), reason="funds")
         orders: list[Order] = []
         for action, index, account, amount in ops:
@@ -73,15 +74,15 @@ class LedgerPropertyTests(TestCase):
             pass
 
     def _assert_invariants(self) -> None:
-        self.assertEqual(balance_services.balance_verify(), [])
+        assert balance_services.balance_verify() == []
         balance = balance_selectors.balance_get(currency="NGN")
         owed = Order.objects.filter(status__in=RESERVED_STATES).aggregate(s=Sum("amount"))["s"] or Decimal(
             "0"
         )
-        self.assertEqual(balance.reserved, owed)
+        assert balance.reserved == owed
         paid = Order.objects.filter(status__in=[OrderStatus.PAID, OrderStatus.FULFILLED]).aggregate(
             s=Sum("amount")
         )
-        self.assertEqual(balance.total, Decimal("100000") - (paid["s"] or Decimal("0")))
-        self.assertGreaterEqual(balance.reserved, 0)
-        self.assertGreaterEqual(balance.available, 0)
+        assert balance.total == Decimal("100000") - (paid["s"] or Decimal("0"))
+        assert balance.reserved >= 0
+        assert balance.available >= 0

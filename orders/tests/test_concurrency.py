@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def test_concurrent_accepts_never_oversell_the_balance() -> None:
     balance_services.balance_credit(currency="NGN", amount=Decimal("100000"), reason="funds")
     orders = [OrderFactory.create(amount=Decimal("20000")) for _ in range(10)]
 
-    run_together([lambda pk=o.pk: services.order_decide(order_pk=pk) for o in orders])
+    run_together([partial(services.order_decide, order_pk=o.pk) for o in orders])
 
     statuses = sorted(Order.objects.values_list("status", flat=True))
     assert statuses.count(OrderStatus.ACCEPTING) == 5
