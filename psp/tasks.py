@@ -30,3 +30,9 @@ def transfer_check(*, transfer_pk: int) -> str:
     transfer = services.transfer_check(transfer_pk=transfer_pk)
     _follow_up(transfer_pk)
     return transfer.status
+
+
+def webhook_process(*, event_pk: int) -> str:
+    from psp import webhooks
+
+    return webhooks.webhook_process(event_pk=event_pk)

@@ -1,0 +1,101 @@
+"""PSP webhooks: verify, store raw, deduplicate, answer 200 fast; process in a task under the lock.
+
+A webhook is a hint: processing always re-reads the transfer's status from the PSP by our reference
+(``psp.services.transfer_check``) before the order moves. MTN MoMo callbacks are unsigned and carry our
+reference in the URL path (``/webhooks/mtn_momo/<reference>``); the view passes it to the adapter as
+the ``X-Callback-Reference`` header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from provision import responses
+from provision.auth import raw_body
+from provision.errors import NotFound
+from psp import registry
+from psp.base import PspError, WebhookSignatureInvalid
+from psp.models import Transfer, TransferStatus, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _kick(event_pk: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("psp.tasks.webhook_process", event_pk=event_pk, task_name=f"webhook:{event_pk}")
+
+
+class PspWebhookApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+
+    def post(self, request: Request, psp: str, reference: str = "") -> Response:
+        if psp not in settings.PSP:
+            raise NotFound("Unknown PSP", errors={"psp": [f"{psp!r} is not enabled on this node."]})
+        body = raw_body(request)
+        headers = {key: value for key, value in request.headers.items()}
+        if reference:
+            headers["X-Callback-Reference"] = reference
+        adapter = registry.adapter(psp)
+        try:
+            notice = adapter.parse_webhook(body=body, headers=headers)
+        except WebhookSignatureInvalid:
+            _store(psp, "invalid:" + hashlib.sha256(body).hexdigest()[:40], "", "", body, valid=False)
+            return responses.error("Invalid webhook signature", {"code": "invalid_signature"}, status=401)
+        except PspError as exc:
+            logger.info("webhook.unsupported", extra={"psp": psp, "reason": exc.message[:200]})
+            return responses.success("Ignored", {"reason": exc.message[:200]})
+        event = _store(psp, notice.event_id, notice.event_type, notice.reference, body, valid=True)
+        if event is None:
+            logger.info("webhook.duplicate", extra={"psp": psp, "event_id": notice.event_id})
+            return responses.success("Duplicate event", None)
+        transaction.on_commit(partial(_kick, event.pk))
+        return responses.success("Received", None)
+
+
+def _store(
+    psp: str, event_id: str, event_type: str, reference: str, body: bytes, *, valid: bool
+) -> WebhookEvent | None:
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(
+                psp=psp,
+                event_id=event_id[:128],
+                event_type=event_type[:64],
+                reference=reference[:64],
+                body=body.decode("utf-8", "replace"),
+                signature_valid=valid,
+            )
+    except IntegrityError:
+        return None
+
+
+def webhook_process(*, event_pk: int) -> str:
+    """Re-read the referenced transfer from the PSP and apply it. Safe to run twice."""
+    from psp import services
+
+    event = WebhookEvent.objects.get(pk=event_pk)
+    if event.processed_at is not None:
+        return event.outcome
+    transfer = Transfer.objects.filter(psp=event.psp, reference=event.reference).first()
+    if transfer is None:
+        outcome = "no_such_transfer"
+    elif transfer.status in (TransferStatus.CREATED, TransferStatus.PENDING):
+        outcome = f"checked:{services.transfer_check(transfer_pk=transfer.pk).status}"
+    else:
+        outcome = f"already:{transfer.status}"
+    WebhookEvent.objects.filter(pk=event_pk, processed_at__isnull=True).update(
+        processed_at=timezone.now(), outcome=outcome
+    )
+    logger.info("webhook.processed", extra={"psp": event.psp, "event_id": event.event_id, "outcome": outcome})
+    return outcome
