@@ -10,7 +10,9 @@ from django.utils import timezone
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if connection.vendor == "postgresql":
+    from django.conf import settings
+
+    if not settings.configured or connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(
         reason="needs PostgreSQL (SQLite ignores row locks); runs in make test's PostgreSQL pass"

@@ -155,7 +155,14 @@ def send(
     log_extra = {"psp": psp, "operation": operation}
     try:
         response = session.request(
-            method, url, headers=all_headers, params=params, data=data, auth=auth, timeout=timeout
+            method,
+            url,
+            headers=all_headers,
+            params=params,
+            data=data,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=False,  # a redirected POST would silently become a GET; 3xx is the adapter's call
         )
     except requests.RequestException as exc:
         is_timeout = isinstance(exc, requests.Timeout)

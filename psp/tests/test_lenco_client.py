@@ -4,7 +4,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -89,6 +88,14 @@ def zmw_request(*, psp_institution, account_identifier, amount="20.00", currency
 
 def requests_to(httpserver, method, path):
     return [req for req, _ in httpserver.log if req.method == method and req.path == path]
+
+
+def wait_until_logged(httpserver, method, path, count=1):
+    """pytest-httpserver logs a request after its handler returns: wait for a slow handler to finish."""
+    deadline = time.monotonic() + 5
+    while len(requests_to(httpserver, method, path)) < count:
+        assert time.monotonic() < deadline, "the slow request never completed"
+        time.sleep(0.01)
 
 
 def sent_json(request):
@@ -522,11 +529,9 @@ def test_401_raises_rejected(httpserver):
 
 
 def test_read_timeout_raises_unavailable_with_timeout_reason(httpserver):
-    finished = threading.Event()
 
     def slow(request: Request) -> Response:
         time.sleep(0.6)
-        finished.set()
         return Response(fixture_bytes("v1_transfer_queued.json"), content_type=JSON)
 
     httpserver.expect_request("/access/v1/transfer", method="POST").respond_with_handler(slow)
@@ -537,7 +542,7 @@ def test_read_timeout_raises_unavailable_with_timeout_reason(httpserver):
 
     assert excinfo.value.reason is FailureReason.TIMEOUT
     assert excinfo.value.http_status is None
-    assert finished.wait(5)
+    wait_until_logged(httpserver, "POST", "/access/v1/transfer")
 
 
 def test_connection_refused_raises_unavailable():
@@ -560,13 +565,11 @@ def test_connection_refused_raises_unavailable():
 
 def test_timeout_after_lenco_committed_transfer_is_found_by_reference_without_second_post(httpserver):
     committed: dict[str, dict] = {}
-    finished = threading.Event()
 
     def create(request: Request) -> Response:
         body = json.loads(request.get_data())
         committed[body["reference"]] = body  # Lenco has the transfer ...
         time.sleep(0.6)  # ... but answers after the client gave up
-        finished.set()
         return Response(fixture_bytes("v1_transfer_queued.json"), content_type=JSON)
 
     def by_reference(request: Request) -> Response:
@@ -581,7 +584,7 @@ def test_timeout_after_lenco_committed_transfer_is_found_by_reference_without_se
 
     with pytest.raises(PspUnavailable):
         adapter.initiate_payout(ngn_request())
-    assert finished.wait(5)
+    wait_until_logged(httpserver, "POST", "/access/v1/transfer")
     found = adapter.get_payout(reference=V1_REF, currency="NGN")
 
     assert found.status is PayoutStatus.SUCCEEDED

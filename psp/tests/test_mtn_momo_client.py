@@ -3,7 +3,6 @@
 import base64
 import hashlib
 import json
-import threading
 import time
 import uuid
 from decimal import Decimal
@@ -86,6 +85,14 @@ def payout_request(
 
 def requests_to(httpserver, method, path):
     return [req for req, _ in httpserver.log if req.method == method and req.path == path]
+
+
+def wait_until_logged(httpserver, method, path, count=1):
+    """pytest-httpserver logs a request after its handler returns: wait for a slow handler to finish."""
+    deadline = time.monotonic() + 5
+    while len(requests_to(httpserver, method, path)) < count:
+        assert time.monotonic() < deadline, "the slow request never completed"
+        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)
@@ -386,11 +393,9 @@ def test_non_json_502_html_page_raises_unavailable(httpserver):
 
 
 def test_read_timeout_raises_unavailable_with_timeout_reason(httpserver):
-    finished = threading.Event()
 
     def slow(request: Request) -> Response:
         time.sleep(0.6)
-        finished.set()
         return Response("", status=202)
 
     serve_token(httpserver)
@@ -401,17 +406,15 @@ def test_read_timeout_raises_unavailable_with_timeout_reason(httpserver):
         adapter.initiate_payout(payout_request())
 
     assert excinfo.value.reason is FailureReason.TIMEOUT
-    assert finished.wait(5)
+    wait_until_logged(httpserver, "POST", TRANSFER)
 
 
 def test_timeout_after_mtn_committed_transfer_is_found_by_reference_without_second_post(httpserver):
     committed: dict[str, dict] = {}
-    finished = threading.Event()
 
     def create(request: Request) -> Response:
         committed[request.headers["X-Reference-Id"]] = json.loads(request.get_data())  # MTN has it ...
         time.sleep(0.6)  # ... but answers after the client gave up
-        finished.set()
         return Response("", status=202)
 
     def status(request: Request) -> Response:
@@ -427,7 +430,7 @@ def test_timeout_after_mtn_committed_transfer_is_found_by_reference_without_seco
 
     with pytest.raises(PspUnavailable):
         adapter.initiate_payout(payout_request())
-    assert finished.wait(5)
+    wait_until_logged(httpserver, "POST", TRANSFER)
     found = adapter.get_payout(reference=REF, currency="ZMW")
 
     assert found.status is PayoutStatus.SUCCEEDED

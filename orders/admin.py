@@ -1,0 +1,392 @@
+"""Django admin for ops staff: the order queue, transitions as actions that call the services.
+
+Nothing here writes an order's state directly: every action calls the same service auto mode uses,
+which locks the row, checks the transition on the locked state and writes ledger and outbox. A double
+click or two staff acting at once give one transition; the loser is told the order moved on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+from django_fsm_log.admin import StateLogInline
+
+from balances.models import LedgerEntry
+from orders import outbox, services
+from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus
+from provision.errors import ApplicationError
+from provision.logging import mask_account
+from psp.models import Transfer
+
+STATUS_COLOURS = {
+    OrderStatus.HELD: "#b45309",
+    OrderStatus.NEEDS_REVIEW: "#b91c1c",
+    OrderStatus.RECEIVED: "#1d4ed8",
+    OrderStatus.PAYING: "#7c3aed",
+    OrderStatus.PAID: "#047857",
+    OrderStatus.FULFILLED: "#065f46",
+    OrderStatus.CANCELLED: "#6b7280",
+    OrderStatus.DECLINED: "#6b7280",
+    OrderStatus.EXPIRED: "#6b7280",
+    OrderStatus.LOST: "#6b7280",
+}
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=255, required=True, help_text="Sent to the aggregator and kept in the log."
+    )
+
+
+class ExternalReferenceForm(forms.Form):
+    external_reference = forms.CharField(
+        max_length=128, required=True, help_text="Bank or PSP reference of the payment."
+    )
+
+
+class ResolveForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=[("paid", "The recipient was paid"), ("not_paid", "The recipient was not paid")]
+    )
+    evidence = forms.CharField(
+        max_length=255, required=True, help_text="What you checked (statement line, PSP ticket)."
+    )
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    fields = ("created_at", "kind", "amount", "total_delta", "reserved_delta", "psp", "actor", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TransferInline(admin.TabularInline):
+    model = Transfer
+    fields = (
+        "attempt",
+        "psp",
+        "reference",
+        "status",
+        "psp_transaction_id",
+        "sends",
+        "failure_message",
+        "created_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OutboxInline(admin.TabularInline):
+    model = OutboxMessage
+    fields = ("kind", "dedupe_key", "status", "attempts", "last_status_code", "last_error", "delivered_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _actor(request: HttpRequest) -> AbstractBaseUser | None:
+    user = request.user
+    return user if isinstance(user, AbstractBaseUser) else None
+
+
+def _time_left(until: datetime | None) -> str:
+    if until is None:
+        return "—"
+    seconds = int((until - timezone.now()).total_seconds())
+    return "overdue" if seconds < 0 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "status_badge",
+        "amount_display",
+        "institution",
+        "account_last4",
+        "age",
+        "time_left",
+        "psp",
+        "psp_tx_id",
+    )
+    list_filter = ("status", "currency", "psp", "flavour", ("received_at", admin.DateFieldListFilter))
+    search_fields = ("=order_id", "reference", "account_identifier", "psp_tx_id", "external_reference")
+    ordering = ("-received_at",)
+    date_hierarchy = "received_at"
+    list_per_page = 50
+    show_full_result_count = False
+    inlines = (StateLogInline, LedgerEntryInline, TransferInline, OutboxInline)
+    actions = (
+        "accept_orders",
+        "approve_payouts",
+        "decline_orders",
+        "cancel_orders",
+        "mark_paid",
+        "resolve_review",
+    )
+    readonly_fields = [f.name for f in Order._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("orders.approve_order"))
+
+    def has_pay_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("orders.pay_order"))
+
+    # --- columns (all from the row itself: no query per row) ------------------------------------------
+
+    @admin.display(description="Order", ordering="order_id")
+    def short_id(self, obj: Order) -> str:
+        return obj.order_id[:13]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Order) -> str:
+        colour = STATUS_COLOURS.get(obj.status, "#374151")
+        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Order) -> str:
+        return f"{obj.amount:,.2f} {obj.currency}"
+
+    @admin.display(description="Account")
+    def account_last4(self, obj: Order) -> str:
+        return mask_account(obj.account_identifier)[-8:] if obj.account_identifier else "—"
+
+    @admin.display(description="Age", ordering="received_at")
+    def age(self, obj: Order) -> str:
+        seconds = int((timezone.now() - obj.received_at).total_seconds())
+        if seconds < 3600:
+            return f"{seconds // 60}m {seconds % 60:02d}s"
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+    @admin.display(description="Time left")
+    def time_left(self, obj: Order) -> str:
+        if obj.status == OrderStatus.HELD:
+            return _time_left(obj.hold_until)
+        if obj.status == OrderStatus.RECEIVED:
+            return _time_left(obj.accept_deadline)
+        return "—"
+
+    # --- actions ------------------------------------------------------------------------------------------
+
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Order], verb: str, call: Callable[[Order], Order]
+    ) -> None:
+        done = 0
+        for order in queryset.order_by("pk"):
+            try:
+                call(order)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{order.order_id}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} order(s).", messages.SUCCESS)
+
+    def _with_form(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        *,
+        action: str,
+        title: str,
+        form_class: type[forms.Form],
+        apply: Callable[[forms.Form], None],
+    ) -> HttpResponse | None:
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            apply(form)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "orders": queryset,
+            "form": form,
+            "action": action,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/orders/order/action_form.html", context)
+
+    @admin.action(description="Accept selected orders (staff policy)", permissions=["approve"])
+    def accept_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        from orders import tasks
+
+        def accept(order: Order) -> Order:
+            decided = services.order_decide(order_pk=order.pk, actor=_actor(request))
+            if decided.status == OrderStatus.ACCEPTING:
+                return tasks.order_accept(order_pk=order.pk)
+            if decided.status != OrderStatus.ACCEPTING:
+                raise services.OrderTransitionNotAllowed(
+                    f"Not accepted: the order is {decided.get_status_display().lower()}"
+                    + (f" ({decided.get_decline_reason_display()})" if decided.decline_reason else "")
+                )
+            return decided
+
+        self._each(request, queryset, "Accepted", accept)
+
+    @admin.action(description="Approve payout of selected held orders", permissions=["pay"])
+    def approve_payouts(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._each(
+            request,
+            queryset,
+            "Started payout of",
+            lambda order: services.order_start_payout(order_pk=order.pk, actor=_actor(request)),
+        )
+
+    @admin.action(description="Decline selected received orders…", permissions=["approve"])
+    def decline_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        def apply(form: forms.Form) -> None:
+            reason = form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                "Declined",
+                lambda o: services.order_decline(order_pk=o.pk, reason=reason, actor=_actor(request)),
+            )
+
+        return self._with_form(
+            request,
+            queryset,
+            action="decline_orders",
+            title="Decline orders",
+            form_class=ReasonForm,
+            apply=apply,
+        )
+
+    @admin.action(description="Cancel selected accepted orders…", permissions=["approve"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        def apply(form: forms.Form) -> None:
+            reason = form.cleaned_data["reason"]
+            self._each(
+                request,
+                queryset,
+                "Cancelled",
+                lambda o: services.order_cancel(order_pk=o.pk, reason=reason, actor=_actor(request)),
+            )
+
+        return self._with_form(
+            request,
+            queryset,
+            action="cancel_orders",
+            title="Cancel orders",
+            form_class=ReasonForm,
+            apply=apply,
+        )
+
+    @admin.action(description="Mark selected orders paid outside the node…", permissions=["pay"])
+    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(
+                request, "Mark paid one order at a time: each has its own reference.", messages.ERROR
+            )
+            return None
+
+        def apply(form: forms.Form) -> None:
+            reference = form.cleaned_data["external_reference"]
+            self._each(
+                request,
+                queryset,
+                "Marked paid",
+                lambda o: services.order_mark_paid(
+                    order_pk=o.pk, external_reference=reference, actor=_actor(request)
+                ),
+            )
+
+        return self._with_form(
+            request,
+            queryset,
+            action="mark_paid",
+            title="Mark paid",
+            form_class=ExternalReferenceForm,
+            apply=apply,
+        )
+
+    @admin.action(description="Resolve selected needs-review payouts…", permissions=["pay"])
+    def resolve_review(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        def apply(form: forms.Form) -> None:
+            paid = form.cleaned_data["outcome"] == "paid"
+            evidence = form.cleaned_data["evidence"]
+            self._each(
+                request,
+                queryset,
+                "Resolved",
+                lambda o: services.order_resolve_review(
+                    order_pk=o.pk, paid=paid, evidence=evidence, actor=_actor(request)
+                ),
+            )
+
+        return self._with_form(
+            request,
+            queryset,
+            action="resolve_review",
+            title="Resolve review",
+            form_class=ResolveForm,
+            apply=apply,
+        )
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "kind",
+        "dedupe_key",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("dedupe_key",)
+    ordering = ("-pk",)
+    actions = ("replay", "abandon")
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Send again from now")
+    def replay(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        for message in queryset.exclude(status=OutboxStatus.DELIVERED):
+            outbox.outbox_replay(message_id=message.pk)
+        self.message_user(request, "Queued for delivery.", messages.SUCCESS)
+
+    @admin.action(description="Abandon (stop trying)")
+    def abandon(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
+            outbox.outbox_abandon(message_id=message.pk)
+        self.message_user(request, "Abandoned.", messages.WARNING)

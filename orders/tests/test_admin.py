@@ -1,0 +1,171 @@
+"""Ops staff act from Django admin; every action goes through the services and is logged."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django_fsm_log.models import StateLog
+
+from balances import selectors as balance_selectors
+from balances import services as balance_services
+from orders import services
+from orders.models import Order, OrderStatus, OutboxMessage
+from orders.tests.factories import OrderFactory
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "/admin/orders/order/"
+
+
+def staff(*perms: str) -> Client:
+    user = User.objects.create_user(
+        username=f"staff-{'-'.join(perms) or 'viewer'}", password="pw", is_staff=True
+    )
+    user.user_permissions.add(Permission.objects.get(codename="view_order"))
+    for perm in perms:
+        user.user_permissions.add(Permission.objects.get(codename=perm))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def held_order(**fields: Any) -> Order:
+    balance_services.balance_credit(currency="NGN", amount=Decimal("100000"), reason="funds")
+    order = OrderFactory.create(**fields)
+    services.order_decide(order_pk=order.pk)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.HELD)
+    order.refresh_from_db()
+    return order
+
+
+def act(client: Client, action: str, *orders: Order, **form: str) -> Any:
+    data: dict[str, Any] = {"action": action, "_selected_action": [o.pk for o in orders], **form}
+    if form:
+        data["apply"] = "Confirm"
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def test_changelist_shows_orders_without_a_query_per_row(django_assert_max_num_queries: Any) -> None:
+    client = staff()
+    for _ in range(30):
+        OrderFactory.create()
+
+    with django_assert_max_num_queries(12):
+        response = client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    assert response.content.count(b"****6789") == 30
+
+
+def test_payer_approves_held_payout_and_it_is_paid_by_the_sandbox(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    client = staff("pay_order")
+    order = held_order()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = act(client, "approve_payouts", order)
+
+    order.refresh_from_db()
+    assert b"Started payout of 1 order(s)." in response.content
+    assert order.status in (OrderStatus.PAID, OrderStatus.FULFILLED)
+    log = StateLog.objects.filter(object_id=order.pk, transition="start_payout").get()
+    assert log.by.username == "staff-pay_order"
+
+
+def test_viewer_cannot_approve_payouts() -> None:
+    client = staff()
+    order = held_order()
+
+    response = act(client, "approve_payouts", order)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.HELD
+    assert response.status_code == 200
+    assert b"No action selected" in response.content or b"approve_payouts" not in response.content
+
+
+def test_cancel_asks_for_a_reason_then_cancels_and_reports() -> None:
+    client = staff("approve_order")
+    order = held_order()
+
+    form_page = act(client, "cancel_orders", order)
+    assert b"Cancel orders" in form_page.content
+    order.refresh_from_db()
+    assert order.status == OrderStatus.HELD
+
+    act(client, "cancel_orders", order, reason="Recipient asked to stop")
+
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, "Recipient asked to stop")
+    assert OutboxMessage.objects.get(order=order, kind="cancel").payload == {
+        "reason": "Recipient asked to stop"
+    }
+    assert balance_selectors.balance_get(currency="NGN").reserved == Decimal("0")
+
+
+def test_cancel_without_reason_changes_nothing() -> None:
+    client = staff("approve_order")
+    order = held_order()
+
+    response = act(client, "cancel_orders", order, reason="")
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.HELD
+    assert b"This field is required" in response.content
+
+
+def test_acting_twice_gives_one_transition_and_a_clear_message() -> None:
+    client = staff("approve_order")
+    order = held_order()
+    act(client, "cancel_orders", order, reason="first")
+
+    response = act(client, "cancel_orders", order, reason="second")
+
+    order.refresh_from_db()
+    assert order.cancel_reason == "first"
+    assert b"Cannot cancel an order that is cancelled" in response.content
+    assert StateLog.objects.filter(object_id=order.pk, transition="cancel").count() == 1
+
+
+def test_mark_paid_needs_an_external_reference_and_debits() -> None:
+    client = staff("pay_order")
+    order = held_order()
+
+    act(client, "mark_paid", order, external_reference="BANK-REF-991")
+
+    order.refresh_from_db()
+    assert (order.status, order.psp, order.psp_tx_id) == (OrderStatus.PAID, "manual", "BANK-REF-991")
+    balance = balance_selectors.balance_get(currency="NGN")
+    assert (balance.total, balance.reserved) == (Decimal("96250"), Decimal("0"))
+
+
+def test_resolve_review_not_paid_releases_and_reports_failed() -> None:
+    client = staff("pay_order")
+    order = held_order()
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.NEEDS_REVIEW, psp="sandbox", psp_tx_id="SBX1")
+
+    act(client, "resolve_review", order, outcome="not_paid", evidence="PSP ticket 42: never sent")
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
+    assert OutboxMessage.objects.get(order=order, dedupe_key__endswith=":failed").payload[
+        "validationError"
+    ] == ("PSP ticket 42: never sent")
+
+
+def test_staff_policy_accept_and_decline(settings: Any, httpserver: Any) -> None:
+    settings.PROVISION_MODE = "manual"
+    settings.MANUAL_POLICY = "staff"
+    client = staff("approve_order")
+    balance_services.balance_credit(currency="NGN", amount=Decimal("100000"), reason="funds")
+    declined = OrderFactory.create()
+
+    act(client, "decline_orders", declined, reason="Not today")
+
+    declined.refresh_from_db()
+    assert declined.status == OrderStatus.DECLINED
+    assert OutboxMessage.objects.get(order=declined, kind="decline").payload == {"reason": "Not today"}

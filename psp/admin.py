@@ -1,0 +1,53 @@
+"""PSP records in admin: transfers and webhook events read-only; institution mapping editable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from psp.models import InstitutionMapping, Transfer, WebhookEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Transfer)
+class TransferAdmin(ReadOnlyAdmin):
+    list_display = (
+        "reference",
+        "psp",
+        "status",
+        "amount",
+        "currency",
+        "account_masked",
+        "psp_transaction_id",
+        "created_at",
+    )
+    list_filter = ("status", "psp", "currency")
+    search_fields = ("reference", "psp_transaction_id", "order__order_id")
+    list_select_related = ("order",)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("psp", "event_id", "event_type", "reference", "signature_valid", "received_at", "outcome")
+    list_filter = ("psp", "signature_valid", "event_type")
+    search_fields = ("event_id", "reference")
+
+
+@admin.register(InstitutionMapping)
+class InstitutionMappingAdmin(admin.ModelAdmin):
+    list_display = ("psp", "currency", "institution", "institution_name", "psp_code", "enabled")
+    list_filter = ("psp", "currency", "enabled")
+    search_fields = ("institution", "institution_name", "psp_code")
+    list_editable = ("enabled",)
