@@ -58,12 +58,18 @@ def _psp_code(psp: str, institution: str) -> str:
     return row.psp_code if row else ""
 
 
+# PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code).
+NEEDS_MAPPING = {("lenco", "NGN")}
+
+
 def route(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()) -> list[PspAdapter]:
     """The adapters that may pay this order, in routing order."""
     return [
         adapter
         for adapter in registry.enabled()
-        if adapter.name not in exclude and adapter.supports(currency=currency, institution=institution)
+        if adapter.name not in exclude
+        and adapter.supports(currency=currency, institution=institution)
+        and ((adapter.name, currency) not in NEEDS_MAPPING or _psp_code(adapter.name, institution))
     ]
 
 

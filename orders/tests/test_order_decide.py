@@ -111,3 +111,22 @@ def test_staff_policy_leaves_the_order_for_staff(funded: None, settings: Any) ->
 
     assert decided.status == OrderStatus.RECEIVED
     assert not LedgerEntry.objects.filter(order=order).exists()
+
+
+def test_institution_no_enabled_psp_can_pay_is_declined(funded: None, settings: Any) -> None:
+    from psp import registry
+
+    settings.PSP = ["lenco"]
+    settings.LENCO_API_KEY = "token"
+    registry.adapter.cache_clear()
+    try:
+        payable = OrderFactory.create(institution="ABNGNGLA")  # Access Bank: NIP 000014 in the seeded mapping
+        unknown = OrderFactory.create(institution="NOSUCHBANK")
+
+        assert services.order_decide(order_pk=payable.pk).status == OrderStatus.ACCEPTING
+        declined = services.order_decide(order_pk=unknown.pk)
+    finally:
+        registry.adapter.cache_clear()
+
+    assert declined.status == OrderStatus.DECLINED
+    assert declined.decline_reason == DeclineReason.UNSUPPORTED_INSTITUTION

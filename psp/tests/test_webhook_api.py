@@ -1,4 +1,4 @@
-"""Lenco webhooks through the node's view: verified, stored raw, deduplicated, then the transfer is re-read."""
+"""Lenco webhooks through the view: verified, stored raw, deduplicated, then the transfer is re-read."""
 
 from __future__ import annotations
 
