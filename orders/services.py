@@ -10,9 +10,9 @@ transactions (``order_accept_with_aggregator``), and payouts are sent by ``psp.s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import partial
 from typing import Any
 
@@ -260,12 +260,22 @@ def _settle_unknown_accept(*, order_pk: int, client: AggregatorClient) -> Order:
     for row in listed:
         if str(row.get("id")) == order.order_id:
             logger.info("order.accept_found_in_list", extra={"order_id": order.order_id})
-            return order_apply_accepted(
-                order_pk=order_pk, accepted=accepted_order_from(row, fallback_id=order.order_id)
+            # In the list, ``amount`` is the *token* amount; the fiat amount is round_half_even(amount x rate).
+            accepted = replace(
+                accepted_order_from(row, fallback_id=order.order_id), amount=_fiat_from_list_row(row)
             )
+            return order_apply_accepted(order_pk=order_pk, accepted=accepted)
     return order_apply_accept_refused(
         order_pk=order_pk, reason="accept outcome unknown and the order is not ours"
     )
+
+
+def _fiat_from_list_row(row: dict[str, Any]) -> Decimal | None:
+    try:
+        token_amount, rate = Decimal(str(row["amount"])), Decimal(str(row["rate"]))
+    except (KeyError, ArithmeticError):
+        return None
+    return (token_amount * rate).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
 
 
 @transaction.atomic(durable=True)
@@ -296,7 +306,6 @@ def order_apply_accepted(*, order_pk: int, accepted: AcceptedOrder, now: datetim
             },
         )
         order.save()
-        order.payout_attempted = False
         order.hold(
             until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT), description="Amount mismatch"
         )

@@ -94,7 +94,8 @@ def test_lost_201_then_404_is_settled_from_the_order_list(aggregator: Aggregator
     order_id = accepting.order_id
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 500, times=1)
     aggregator.on(f"/v1/provider/orders/{order_id}/accept", 404, times=1)
-    listed = {**accept_data(order_id), "status": "processing"}
+    # The list carries the token amount and the rate: 2.5 x 1500 = 3750, the offered fiat amount.
+    listed = {**accept_data(order_id), "amount": "2.5", "rate": "1500", "status": "processing"}
     aggregator.on(
         "/v1/provider/orders", 200, {"total": 1, "page": 1, "pageSize": 100, "orders": [listed]}, method="GET"
     )
@@ -105,6 +106,7 @@ def test_lost_201_then_404_is_settled_from_the_order_list(aggregator: Aggregator
 
     assert order.status == OrderStatus.ACCEPTED
     assert order.account_identifier == "0123456789"
+    assert order.accept_amount == Decimal("3750")
     list_call = next(payload for path, payload in aggregator.calls if path == "/v1/provider/orders")
     assert list_call["currency"] == "NGN"
     assert list_call["status"] == "processing"
