@@ -260,7 +260,7 @@ def _settle_unknown_accept(*, order_pk: int, client: AggregatorClient) -> Order:
     for row in listed:
         if str(row.get("id")) == order.order_id:
             logger.info("order.accept_found_in_list", extra={"order_id": order.order_id})
-            # In the list, ``amount`` is the *token* amount; the fiat amount is round_half_even(amount x rate).
+            # In the list, ``amount`` is the token amount; fiat = round_half_even(amount x rate).
             accepted = replace(
                 accepted_order_from(row, fallback_id=order.order_id), amount=_fiat_from_list_row(row)
             )

@@ -70,7 +70,7 @@ def paying_order() -> Transfer:
 
 
 def post_webhook(client: Client, body: bytes, signature: str | None) -> Any:
-    headers = {"HTTP_X_LENCO_SIGNATURE": signature} if signature else {}
+    headers: dict[str, Any] = {"HTTP_X_LENCO_SIGNATURE": signature} if signature else {}
     return client.generic("POST", "/webhooks/lenco", data=body, content_type="application/json", **headers)
 
 
