@@ -1,4 +1,4 @@
-"""Run the node as production runs it (gunicorn web + django-q2 worker) for end-to-end tests and benchmarks."""
+"""Run the node as production does (gunicorn web + django-q2 worker) for end-to-end tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class NodeProcesses:
         self.worker.wait(timeout=10)
 
 
-class _suppress_lookup:  # noqa: N801
+class _suppress_lookup:
     def __enter__(self) -> None:
         return None
 
