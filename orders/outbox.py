@@ -72,7 +72,7 @@ def outbox_enqueue_balance_report(*, currency: str) -> OutboxMessage:
 
 
 def _backoff(attempts: int, retry_after: float | None) -> timedelta:
-    cap = float(getattr(settings, "OUTBOX_BACKOFF_CAP", 30))
+    cap = float(settings.OUTBOX_BACKOFF_CAP)
     delay = random.uniform(0, min(cap, BACKOFF_BASE_SECONDS * (2 ** min(attempts, 16))))  # noqa: S311
     if retry_after is not None:
         delay = max(delay, min(retry_after, 300.0))

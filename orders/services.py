@@ -35,6 +35,7 @@ from orders.clients.aggregator import (
 )
 from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind
 from provision.errors import Conflict, NotFound
+from provision.models import NodeControl
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,10 @@ class OrderTransitionNotAllowed(Conflict):
 
 class OrderNotFound(NotFound):
     code = "order_not_found"
+
+
+class SecondApproverRequired(Conflict):
+    code = "second_approver_required"
 
 
 # --- intake ------------------------------------------------------------------------------------------
@@ -190,7 +195,7 @@ def order_decide(
         return order
     if actor is None and settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff":
         return order  # staff accept or decline it from admin
-    if actor is None and getattr(settings, "NODE_PAUSED", False):
+    if actor is None and NodeControl.objects.filter(pk=1, paused=True).exists():
         _decline_locked(order, reason=DeclineReason.NODE_PAUSED, now=now, actor=None)
         return order
     reason = order_decline_reason(order=order, now=now)
@@ -352,6 +357,39 @@ def order_apply_accept_refused(*, order_pk: int, reason: str, now: datetime | No
 
 
 # --- paying ----------------------------------------------------------------------------------------
+
+
+def order_check_payout_allowed(*, order: Order, actor: AbstractBaseUser | None) -> None:
+    """Maker-checker: a staff payout above MAKER_CHECKER_ABOVE needs an approval by another user first.
+
+    Called by ``psp.services.payout_start`` on the locked order. Automatic payouts (no actor) pass.
+    Raises SecondApproverRequired.
+    """
+    threshold = _limit(settings.MAKER_CHECKER_ABOVE, order.currency)
+    if actor is None or threshold is None or order.amount <= threshold:
+        return
+    if order.approved_by_id is None:
+        raise SecondApproverRequired(
+            f"Payouts above {threshold} {order.currency} need an approval first (Approve payout), then another user",
+            order_id=order.order_id,
+        )
+    if order.approved_by_id == actor.pk:
+        raise SecondApproverRequired(
+            "The user who approved this payout cannot also pay it: a second user must pay",
+            order_id=order.order_id,
+        )
+
+
+@transaction.atomic(durable=True)
+def order_approve_payout(*, order_pk: int, actor: AbstractBaseUser) -> Order:
+    """Record a staff approval of a held payout (the "maker" half of maker-checker)."""
+    order = _locked_or_404(order_pk)
+    if order.status != OrderStatus.HELD:
+        raise _refuse(order, "approve the payout of")
+    order.approved_by = actor  # type: ignore[assignment]
+    order.save(update_fields=["approved_by", "updated_at"])
+    logger.info("order.payout_approved", extra={"order_id": order.order_id, "by": actor.pk})
+    return order
 
 
 def order_start_payout(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Order:

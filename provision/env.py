@@ -63,6 +63,20 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+def parse_int_non_negative(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def parse_rate(raw: str) -> Decimal:
+    value = Decimal(raw)
+    if not value.is_finite() or not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
 def parse_port(raw: str) -> int:
     value = int(raw)
     if not 1 <= value <= 65535:
@@ -112,6 +126,8 @@ def parse_amount_map(raw: str) -> dict[str, Decimal]:
 
 
 def parse_url(raw: str) -> str:
+    if raw == "":
+        return raw
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
     return raw.rstrip("/")

@@ -1,5 +1,6 @@
 """Node-wide records.
 
+NodeControl    one row: whether ops paused the node (new offers are declined with "Node paused").
 UsedSignature  signatures of timestamped inbound requests seen inside the replay window; a unique
                constraint makes "seen before" hold across web processes. Old rows are purged by
                the worker.
@@ -16,3 +17,24 @@ class UsedSignature(models.Model):
 
     def __str__(self) -> str:
         return self.signature[:12]
+
+
+class NodeControl(models.Model):
+    """Runtime switches ops flip from admin without a restart (a single row, pk=1)."""
+
+    paused = models.BooleanField(
+        default=False, help_text="Decline every new offer with the reason 'Node paused'."
+    )
+    paused_reason = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "node control"
+
+    def __str__(self) -> str:
+        return "paused" if self.paused else "running"
+
+    @classmethod
+    def current(cls) -> NodeControl:
+        control, _ = cls.objects.get_or_create(pk=1)
+        return control

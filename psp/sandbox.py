@@ -72,7 +72,7 @@ class SandboxAdapter(PspAdapter):
         outcome = _OUTCOMES.get(request.recipient.account_identifier[-4:])
         if outcome:
             return outcome
-        rate = Decimal(str(getattr(settings, "SANDBOX_FAILURE_RATE", "0")))
+        rate = settings.SANDBOX_FAILURE_RATE
         if rate > 0:
             draw = int(hashlib.sha256(request.reference.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
             if Decimal(str(draw)) < rate:
@@ -88,7 +88,7 @@ class SandboxAdapter(PspAdapter):
                 http_status=400,
             )
         status, message = self._decide(request)
-        latency = int(getattr(settings, "SANDBOX_LATENCY_SECONDS", 0))
+        latency = settings.SANDBOX_LATENCY_SECONDS
         try:
             with transaction.atomic():
                 payout = SandboxPayout.objects.create(

@@ -96,6 +96,7 @@ def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Ord
             order_id=order.order_id,
             status=order.status,
         )
+    order_services.order_check_payout_allowed(order=order, actor=actor)
     tried = list(order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True))
     candidates = route(
         currency=order.currency, institution=order.institution, exclude=[*order.exclude_psps, *tried]
@@ -115,7 +116,7 @@ def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Ord
         psp_institution=_psp_code(adapter.name, order.institution),
     )
     description = "Payout approved" if order.status == OrderStatus.HELD else "Payout started"
-    if actor is not None:
+    if actor is not None and order.approved_by_id is None:
         order.approved_by = actor  # type: ignore[assignment]
     order.start_payout(psp=adapter.name, by=actor, description=f"{description} via {adapter.name}")
     order.save()

@@ -63,7 +63,6 @@ def test_insufficient_balance_declines_and_queues_decline_call(funded: None) -> 
             {"MAX_ORDER_AMOUNT": {"*": Decimal("4000")}},
             DeclineReason.AMOUNT_ABOVE_MAXIMUM,
         ),
-        ({}, {"NODE_PAUSED": True}, DeclineReason.NODE_PAUSED),
     ],
 )
 def test_rule_violations_decline_with_machine_readable_reason(
@@ -130,3 +129,14 @@ def test_institution_no_enabled_psp_can_pay_is_declined(funded: None, settings: 
 
     assert declined.status == OrderStatus.DECLINED
     assert declined.decline_reason == DeclineReason.UNSUPPORTED_INSTITUTION
+
+
+def test_paused_node_declines_new_offers(funded: None) -> None:
+    from provision.models import NodeControl
+
+    NodeControl.objects.create(pk=1, paused=True, paused_reason="PSP maintenance")
+    order = OrderFactory.create()
+
+    decided = services.order_decide(order_pk=order.pk)
+
+    assert (decided.status, decided.decline_reason) == (OrderStatus.DECLINED, DeclineReason.NODE_PAUSED)

@@ -15,9 +15,11 @@ from provision.env import (
     parse_currencies,
     parse_database_url,
     parse_decimal,
+    parse_int_non_negative,
     parse_list,
     parse_port,
     parse_positive_int,
+    parse_rate,
     parse_url,
     setting,
 )
@@ -227,6 +229,12 @@ HMAC_TIMESTAMP_AGE = setting(
 HMAC_FUTURE_SKEW = setting(
     "HMAC_FUTURE_SKEW", parse_positive_int, default=60, expected="seconds a timestamp may be in the future"
 )
+OUTBOX_BACKOFF_CAP = setting(
+    "OUTBOX_BACKOFF_CAP",
+    parse_positive_int,
+    default=30,
+    expected="the longest wait between outbox retries, seconds",
+)
 ORDER_REQUEST_VALIDITY = setting(
     "ORDER_REQUEST_VALIDITY",
     parse_positive_int,
@@ -283,6 +291,51 @@ SANDBOX_BALANCES = setting(
     parse_amount_map,
     default={"NGN": Decimal("50000000"), "KES": Decimal("2000000"), "GHS": Decimal("1000000")},
     expected="CUR:amount list, e.g. NGN:50000000,KES:2000000",
+)
+SANDBOX_LATENCY_SECONDS = setting(
+    "SANDBOX_LATENCY_SECONDS",
+    parse_int_non_negative,
+    default=0,
+    expected="seconds before a sandbox payout completes",
+)
+SANDBOX_FAILURE_RATE = setting(
+    "SANDBOX_FAILURE_RATE", parse_rate, default=Decimal("0"), expected="a share of payouts to fail, 0 to 1"
+)
+SANDBOX_WEBHOOK_URL = setting(
+    "SANDBOX_WEBHOOK_URL",
+    parse_url,
+    default="",
+    expected="where the sandbox posts its webhooks (empty: none)",
+)
+SANDBOX_WEBHOOK_SECRET = setting(
+    "SANDBOX_WEBHOOK_SECRET",
+    str,
+    default="sandbox-webhook-secret",
+    expected="the sandbox webhook signing key",
+)
+PAYOUT_NAME_CHECK = setting(
+    "PAYOUT_NAME_CHECK",
+    parse_choice("off", "warn", "hold"),
+    default="off",
+    expected="off, warn or hold: resolve the account name before paying and compare it",
+)
+PSP_BREAKER_FAILURES = setting(
+    "PSP_BREAKER_FAILURES",
+    parse_positive_int,
+    default=5,
+    expected="consecutive retryable failures that open a circuit",
+)
+PSP_BREAKER_COOLDOWN = setting(
+    "PSP_BREAKER_COOLDOWN",
+    parse_positive_int,
+    default=60,
+    expected="seconds an open circuit waits before a probe",
+)
+MAKER_CHECKER_ABOVE: dict[str, Decimal] = setting(
+    "MAKER_CHECKER_ABOVE",
+    parse_amount_map,
+    default={},
+    expected="an amount or CUR:amount list above which a payout needs a second staff user",
 )
 LENCO_BASE_URL = setting(
     "LENCO_BASE_URL", parse_url, default="https://api.lenco.co/access/v1", expected="a URL"
