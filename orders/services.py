@@ -370,7 +370,7 @@ def order_check_payout_allowed(*, order: Order, actor: AbstractBaseUser | None) 
         return
     if order.approved_by_id is None:
         raise SecondApproverRequired(
-            f"Payouts above {threshold} {order.currency} need an approval first (Approve payout), then another user",
+            f"Payouts above {threshold} {order.currency} need an approval first, then a second user to pay",
             order_id=order.order_id,
         )
     if order.approved_by_id == actor.pk:
