@@ -140,6 +140,7 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = (StateLogInline, LedgerEntryInline, TransferInline, OutboxInline)
     actions = (
         "accept_orders",
+        "record_approval",
         "approve_payouts",
         "decline_orders",
         "cancel_orders",
@@ -254,7 +255,19 @@ class OrderAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "Accepted", accept)
 
-    @admin.action(description="Approve payout of selected held orders", permissions=["pay"])
+    @admin.action(description="Record my approval of selected held payouts (maker)", permissions=["approve"])
+    def record_approval(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        actor = _actor(request)
+        if actor is None:
+            return
+        self._each(
+            request,
+            queryset,
+            "Recorded approval of",
+            lambda o: services.order_approve_payout(order_pk=o.pk, actor=actor),
+        )
+
+    @admin.action(description="Pay selected held orders through the PSP", permissions=["pay"])
     def approve_payouts(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         self._each(
             request,
