@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
-from orders import outbox, services
+from orders import iso20022, outbox, services
 from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus
 from provision.errors import ApplicationError
 from provision.logging import mask_account
@@ -53,6 +53,17 @@ class ExternalReferenceForm(forms.Form):
     external_reference = forms.CharField(
         max_length=128, required=True, help_text="Bank or PSP reference of the payment."
     )
+
+
+class BankFileForm(forms.Form):
+    debtor_name = forms.CharField(max_length=140, help_text="Name of the account holder the bank debits.")
+    debtor_account = forms.CharField(max_length=34, help_text="The account the bank debits.")
+    debtor_agent_bic = forms.CharField(max_length=11, required=False, help_text="Your bank's BIC (optional).")
+    execution_date = forms.DateField(required=False, help_text="Requested execution date (default: today).")
+
+
+class StatusReportForm(forms.Form):
+    report = forms.FileField(help_text="A pain.002 customer payment status report from your bank.")
 
 
 class ResolveForm(forms.Form):
@@ -146,6 +157,7 @@ class OrderAdmin(admin.ModelAdmin):
         "cancel_orders",
         "mark_paid",
         "resolve_review",
+        "export_bank_file",
     )
     readonly_fields = [f.name for f in Order._meta.fields]
 
@@ -366,6 +378,74 @@ class OrderAdmin(admin.ModelAdmin):
             form_class=ResolveForm,
             apply=apply,
         )
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        extra = [
+            path(
+                "import-status/",
+                self.admin_site.admin_view(self.import_status_view),
+                name="orders_order_import_status",
+            )
+        ]
+        return extra + super().get_urls()
+
+    @admin.action(description="Export selected as an ISO 20022 pain.001 bank file…", permissions=["pay"])
+    def export_bank_file(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        form = BankFileForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            try:
+                xml, _exported = iso20022.bank_file_export(
+                    order_pks=list(queryset.values_list("pk", flat=True)),
+                    debtor=iso20022.Debtor(
+                        data["debtor_name"], data["debtor_account"], data["debtor_agent_bic"]
+                    ),
+                    actor=_actor(request),
+                    execution_date=data["execution_date"],
+                )
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return None
+            response = HttpResponse(xml, content_type="application/xml")
+            response["Content-Disposition"] = (
+                f'attachment; filename="pain001-{timezone.now():%Y%m%d-%H%M%S}.xml"'
+            )
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Export bank file (pain.001)",
+            "orders": queryset,
+            "form": form,
+            "action": "export_bank_file",
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/orders/order/action_form.html", context)
+
+    def import_status_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_pay_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        form = StatusReportForm(request.POST or None, request.FILES or None)
+        lines: list[iso20022.StatusLine] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                lines = iso20022.pain002_import(xml=form.cleaned_data["report"].read())
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Applied {len(lines)} transaction status(es).", messages.SUCCESS)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import bank status report (pain.002)",
+            "form": form,
+            "lines": lines,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/orders/order/import_status.html", context)
 
 
 @admin.register(OutboxMessage)

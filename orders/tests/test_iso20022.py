@@ -1,0 +1,143 @@
+"""ISO 20022 manual batches: a pain.001 file valid against the official XSD; pain.002 applied by services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from balances import selectors as balance_selectors
+from orders import iso20022
+from orders.models import Order, OrderStatus, OutboxMessage
+from orders.tests.test_admin import held_order
+from psp.models import Transfer, TransferStatus
+
+pytestmark = pytest.mark.django_db
+DEBTOR = iso20022.Debtor("Provider Ltd", "0987654321", "ABNGNGLA")
+
+
+def payer_client() -> Client:
+    user = User.objects.create_user(username="payer", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="payer"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def pain002(*lines: tuple[str, str, str]) -> bytes:
+    txs = "".join(
+        f"<TxInfAndSts><OrgnlEndToEndId>{ref}</OrgnlEndToEndId><TxSts>{sts}</TxSts>"
+        + (f"<StsRsnInf><Rsn><Cd>{reason}</Cd></Rsn></StsRsnInf>" if reason else "")
+        + "</TxInfAndSts>"
+        for ref, sts, reason in lines
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.10"><CstmrPmtStsRpt>'
+        "<GrpHdr><MsgId>STS1</MsgId><CreDtTm>2026-11-22T10:00:00</CreDtTm></GrpHdr>"
+        f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>X</OrgnlPmtInfId>{txs}</OrgnlPmtInfAndSts>"
+        "</CstmrPmtStsRpt></Document>"
+    ).encode()
+
+
+def test_export_is_valid_pain001_and_moves_orders_to_paying_once() -> None:
+    orders = [held_order(), held_order(account_name="Zoë <Ade> & Co", memo="Inv #7 & <more>")]
+
+    xml, exported = iso20022.bank_file_export(order_pks=[o.pk for o in orders], debtor=DEBTOR, actor=None)
+
+    assert iso20022.pain001_validate(xml) == []
+    assert b"<NbOfTxs>2</NbOfTxs>" in xml
+    assert b"<CtrlSum>7500.00</CtrlSum>" in xml
+    assert "Zoë &lt;Ade&gt; &amp; Co".encode() in xml
+    assert b'<InstdAmt Ccy="NGN">3750.00</InstdAmt>' in xml
+    assert {o.status for o in Order.objects.all()} == {OrderStatus.PAYING}
+    assert Transfer.objects.filter(psp="bank_file", status=TransferStatus.PENDING).count() == 2
+    assert len(exported) == 2
+
+
+def test_an_order_cannot_be_exported_twice_or_paid_by_psp_after_export() -> None:
+    order = held_order()
+    iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
+
+    with pytest.raises(iso20022.services.OrderTransitionNotAllowed):
+        iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
+
+    assert Transfer.objects.filter(order=order).count() == 1
+
+
+def test_invalid_document_is_reported_by_the_xsd() -> None:
+    problems = iso20022.pain001_validate(
+        b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"/>'
+    )
+
+    assert problems
+
+
+def test_status_report_marks_accepted_paid_and_rejected_failed() -> None:
+    paid, rejected = held_order(), held_order()
+    iso20022.bank_file_export(order_pks=[paid.pk, rejected.pk], debtor=DEBTOR, actor=None)
+    ref = {t.order_id: t.reference for t in Transfer.objects.all()}
+
+    lines = iso20022.pain002_import(
+        xml=pain002((ref[paid.pk], "ACSC", ""), (ref[rejected.pk], "RJCT", "AC04"))
+    )
+
+    paid.refresh_from_db()
+    rejected.refresh_from_db()
+    assert [line.outcome for line in lines] == ["transfer succeeded", "transfer failed"]
+    assert paid.status == OrderStatus.PAID
+    assert (rejected.status, rejected.cancel_reason) == (
+        OrderStatus.CANCELLED,
+        "Bank rejected the transfer (AC04)",
+    )
+    assert OutboxMessage.objects.get(order=rejected, dedupe_key__endswith=":failed").payload[
+        "validationError"
+    ] == ("Bank rejected the transfer (AC04)")
+    balance = balance_selectors.balance_get(currency="NGN")
+    assert (balance.total, balance.reserved) == (Decimal("196250"), Decimal("0"))
+
+
+def test_status_report_with_entities_is_refused() -> None:
+    evil = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa">]><Document><CstmrPmtStsRpt/></Document>'
+
+    with pytest.raises(iso20022.BankFileInvalid):
+        iso20022.pain002_import(xml=evil)
+
+
+def test_admin_export_downloads_the_file_and_import_applies_the_report() -> None:
+    client = payer_client()
+    order = held_order()
+
+    response = client.post(
+        "/admin/orders/order/",
+        {
+            "action": "export_bank_file",
+            "_selected_action": [order.pk],
+            "apply": "Confirm",
+            "debtor_name": "Provider Ltd",
+            "debtor_account": "0987654321",
+        },
+    )
+
+    assert response["Content-Type"] == "application/xml"
+    assert iso20022.pain001_validate(response.content) == []
+    reference = Transfer.objects.get(order=order).reference
+    upload = SimpleUploadedFile("sts.xml", pain002((reference, "ACCC", "")))
+    page = client.post("/admin/orders/order/import-status/", {"report": upload}, follow=True)
+    assert b"Applied 1 transaction status(es)." in page.content
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+
+
+def test_import_page_needs_the_pay_permission(client: Any) -> None:
+    user = User.objects.create_user(username="viewer", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="viewer"))
+    client.force_login(user)
+
+    response = client.get("/admin/orders/order/import-status/")
+
+    assert response.status_code == 403

@@ -1,0 +1,33 @@
+"""Payouts made outside the PSP adapters (a bank file uploaded by staff): the Transfer row only.
+
+The row keeps the one-live-transfer-per-order constraint true for bank-file payouts too, so an order
+exported to a bank file cannot also be paid through a PSP. It is never polled (no adapter): its outcome
+arrives by a pain.002 status report, applied with ``psp.services.transfer_apply_result``.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from orders.models import Order
+from provision.logging import mask_account
+from psp.models import Transfer, TransferStatus
+
+BANK_FILE = "bank_file"
+
+
+def transfer_start_external(*, order: Order, psp: str, message_id: str) -> Transfer:
+    """Write the external transfer for a locked order moving to ``paying``. Caller holds the order lock."""
+    attempt = order.transfers.count() + 1
+    return Transfer.objects.create(
+        order=order,
+        psp=psp,
+        attempt=attempt,
+        reference=f"pn-{order.order_id.replace('-', '')[:32]}-{attempt}",
+        status=TransferStatus.PENDING,
+        amount=order.amount,
+        currency=order.currency,
+        account_masked=mask_account(order.account_identifier),
+        sends=1,
+        history=[{"at": timezone.now().isoformat(), "event": "bank_file", "message_id": message_id}],
+    )
