@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv fmt lint typecheck migrations-check test-sqlite test-postgres clean
+.PHONY: run test venv fmt lint typecheck migrations-check browser test-sqlite test-postgres clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,10 @@ typecheck: $(STAMP)
 migrations-check: $(STAMP)
 	DJANGO_SETTINGS_MODULE=provision.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
-test-sqlite: $(STAMP)
+browser:
+	@scripts/ensure-chromium.sh
+
+test-sqlite: $(STAMP) browser
 	$(BIN)/pytest
 
 test-postgres: $(STAMP)
