@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
@@ -387,7 +389,12 @@ class OrderAdmin(admin.ModelAdmin):
                 "import-status/",
                 self.admin_site.admin_view(self.import_status_view),
                 name="orders_order_import_status",
-            )
+            ),
+            path(
+                "<int:pk>/do/<str:action>/",
+                self.admin_site.admin_view(self.transition_view),
+                name="orders_order_transition",
+            ),
         ]
         return extra + super().get_urls()
 
@@ -419,6 +426,72 @@ class OrderAdmin(admin.ModelAdmin):
             "orders": queryset,
             "form": form,
             "action": "export_bank_file",
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/orders/order/action_form.html", context)
+
+    def buttons_for(self, request: HttpRequest, order: Order) -> list[tuple[str, str]]:
+        """The actions this user may take on this order now, driven by the state machine."""
+        available = {t.name for t in order.get_available_status_transitions()}  # type: ignore[attr-defined]
+        staff_policy = settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff"
+        candidates = [
+            ("accept_orders", "Accept", "begin_accept" in available and staff_policy, "approve"),
+            ("decline_orders", "Decline…", "decline" in available, "approve"),
+            ("record_approval", "Record approval", order.status == OrderStatus.HELD, "approve"),
+            ("approve_payouts", "Pay via PSP", "start_payout" in available, "pay"),
+            ("export_bank_file", "Pay by bank file…", "start_payout" in available, "pay"),
+            ("mark_paid", "Mark paid…", "mark_paid" in available, "pay"),
+            ("cancel_orders", "Cancel…", "cancel" in available, "approve"),
+            ("resolve_review", "Resolve review…", "resolve_paid" in available, "pay"),
+        ]
+        return [
+            (action, label)
+            for action, label, allowed, permission in candidates
+            if allowed and getattr(self, f"has_{permission}_permission")(request)
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        order = Order.objects.filter(pk=object_id).first()
+        extra = {
+            **(extra_context or {}),
+            "transition_buttons": self.buttons_for(request, order) if order else [],
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
+    def transition_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        """One order, one action: confirm (or fill the form), then run the same action as the list does."""
+        from django.shortcuts import get_object_or_404, redirect
+
+        order = get_object_or_404(Order, pk=pk)
+        allowed = dict(self.buttons_for(request, order))
+        change_url = reverse("admin:orders_order_change", args=[order.pk])
+        if action not in allowed:
+            self.message_user(request, "That action is not available for this order now.", messages.ERROR)
+            return redirect(change_url)
+        queryset = Order.objects.filter(pk=order.pk)
+        has_form = action in {
+            "decline_orders",
+            "cancel_orders",
+            "mark_paid",
+            "resolve_review",
+            "export_bank_file",
+        }
+        if has_form or (request.method == "POST" and "apply" in request.POST):
+            response = getattr(self, action)(request, queryset)
+            return response if response is not None else redirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{allowed[action]} {order.order_id}",
+            "orders": queryset,
+            "form": forms.Form(),
+            "action": action,
             "opts": self.model._meta,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }

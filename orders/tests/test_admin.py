@@ -243,3 +243,48 @@ def test_admin_index_shows_the_queue_oldest_first_with_counts() -> None:
     assert 'data-section="held">(2)' in content
     assert content.index(older.order_id[:13]) < content.index(newer.order_id[:13])
     assert "Success rate (24 h)" in content
+
+
+def test_change_page_shows_only_the_transitions_allowed_now_for_this_user() -> None:
+    order = held_order()
+    operator = in_role("operator", "olga")
+    payer = in_role("payer", "pete")
+
+    operator_page = operator.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    payer_page = payer.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+
+    def actions(page: str) -> list[str]:
+        import re
+
+        return re.findall(r'data-action="([a-z_]+)"', page)
+
+    assert actions(operator_page) == ["record_approval", "cancel_orders"]
+    assert actions(payer_page) == ["approve_payouts", "export_bank_file", "mark_paid"]
+
+
+def test_button_confirms_then_acts_once() -> None:
+    order = held_order()
+    operator = in_role("operator", "omar")
+    url = f"/admin/orders/order/{order.pk}/do/cancel_orders/"
+
+    form_page = operator.get(url)
+    operator.post(url, {"apply": "Confirm", "reason": "duplicate payout request", "action": "cancel_orders"})
+    again = operator.get(url, follow=True)
+
+    order.refresh_from_db()
+    assert b"Cancel orders" in form_page.content
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, "duplicate payout request")
+    assert b"That action is not available for this order now." in again.content
+
+
+def test_transition_not_allowed_for_the_user_is_refused() -> None:
+    order = held_order()
+    operator = in_role("operator", "oscar")
+
+    response = operator.post(
+        f"/admin/orders/order/{order.pk}/do/approve_payouts/", {"apply": "Confirm"}, follow=True
+    )
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.HELD
+    assert b"That action is not available for this order now." in response.content
