@@ -210,6 +210,7 @@ def order_decide(
         return order
     order.begin_accept(by=actor, description="Reserved; accepting with the aggregator")
     order.save()
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
     return order
 
 
@@ -352,6 +353,7 @@ def order_apply_accept_refused(*, order_pk: int, reason: str, now: datetime | No
     balance_services.balance_release(order=order, reason=reason)
     order.accept_refused(at=now, description=reason[:255])
     order.save()
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
     logger.warning("order.accept_refused", extra={"order_id": order.order_id, "reason": reason[:200]})
     return order
 

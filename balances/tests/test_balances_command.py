@@ -73,3 +73,30 @@ def test_verify_fails_on_drift() -> None:
 
     with pytest.raises(CommandError, match="disagree"):
         run("verify")
+
+
+def test_sync_reads_the_sandbox_psp_balance_into_the_ledger(settings: object) -> None:
+    output = run("sync")
+
+    assert output.strip() == "synced 2 PSP balance reading(s)"
+    assert selectors.balance_get(currency="NGN").total == Decimal("50000000")
+    assert LedgerEntry.objects.get(balance__currency="NGN").kind == EntryKind.ADJUST
+
+
+def test_crossing_the_critical_threshold_records_an_alert_and_clears_it(settings: object) -> None:
+    from balances.models import BalanceAlert
+
+    settings.CRITICAL_BALANCE_THRESHOLD = {"NGN": Decimal("500")}  # type: ignore[attr-defined]
+    run("credit", "--currency", "NGN", "--amount", "1000", "--reason", "a")
+    run("adjust", "--currency", "NGN", "--amount", "-600", "--reason", "b")
+
+    alert = BalanceAlert.objects.get()
+    assert (alert.currency, alert.available, alert.threshold, alert.resolved_at) == (
+        "NGN",
+        Decimal("400"),
+        Decimal("500"),
+        None,
+    )
+    run("credit", "--currency", "NGN", "--amount", "200", "--reason", "c")
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None

@@ -288,3 +288,49 @@ def test_transition_not_allowed_for_the_user_is_refused() -> None:
     order.refresh_from_db()
     assert order.status == OrderStatus.HELD
     assert b"That action is not available for this order now." in response.content
+
+
+def test_staff_accept_in_staff_policy_accepts_with_the_aggregator(settings: Any, aggregator: Any) -> None:
+    from orders.tests.conftest import accept_data
+
+    settings.PROVISION_MODE = "manual"
+    settings.MANUAL_POLICY = "staff"
+    client = staff("approve_order")
+    balance_services.balance_credit(currency="NGN", amount=Decimal("100000"), reason="funds")
+    order = OrderFactory.create(account_identifier="", account_name="")
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
+
+    response = act(client, "accept_orders", order)
+
+    order.refresh_from_db()
+    assert b"Accepted 1 order(s)." in response.content
+    assert order.status == OrderStatus.HELD  # manual mode: the payout waits for a payer
+    assert order.account_identifier == "0123456789"
+    assert (
+        StateLog.objects.get(object_id=order.pk, transition="begin_accept").by.username
+        == "staff-approve_order"
+    )
+
+
+def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
+    from orders import outbox as outbox_services
+    from orders.models import OutboxStatus
+
+    user = User.objects.create_superuser(username="root", password="pw")
+    client = Client()
+    client.force_login(user)
+    order = OrderFactory.create()
+    refused = outbox_services.outbox_enqueue(
+        kind="cancel", dedupe_key="cancel:a", path="x", payload={}, order=order
+    )
+    pending = outbox_services.outbox_enqueue(
+        kind="cancel", dedupe_key="cancel:b", path="y", payload={}, order=order
+    )
+    OutboxMessage.objects.filter(pk=refused.pk).update(status=OutboxStatus.REFUSED)
+
+    client.post("/admin/orders/outboxmessage/", {"action": "replay", "_selected_action": [refused.pk]})
+    client.post("/admin/orders/outboxmessage/", {"action": "abandon", "_selected_action": [pending.pk]})
+
+    refused.refresh_from_db()
+    pending.refresh_from_db()
+    assert (refused.status, pending.status) == (OutboxStatus.PENDING, OutboxStatus.ABANDONED)
