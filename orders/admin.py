@@ -26,7 +26,7 @@ from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
 from orders import iso20022, outbox, services
-from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus
+from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus, ReviewListEntry
 from provision.errors import ApplicationError
 from provision.logging import mask_account
 from psp.models import Transfer
@@ -556,3 +556,9 @@ class OutboxMessageAdmin(admin.ModelAdmin):
         for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
             outbox.outbox_abandon(message_id=message.pk)
         self.message_user(request, "Abandoned.", messages.WARNING)
+
+
+@admin.register(ReviewListEntry)
+class ReviewListEntryAdmin(admin.ModelAdmin):
+    list_display = ("account_identifier", "institution", "reason", "created_at")
+    search_fields = ("account_identifier", "reason")

@@ -298,3 +298,24 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.dedupe_key} ({self.status})"
+
+
+class ReviewListEntry(models.Model):
+    """A recipient whose payouts always wait for staff approval, in auto mode too."""
+
+    account_identifier = models.CharField(max_length=64)
+    institution = models.CharField(
+        max_length=32, blank=True, help_text="Empty: this account at any institution."
+    )
+    reason = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_identifier"]
+        verbose_name_plural = "review list"
+        constraints = [
+            models.UniqueConstraint(fields=["account_identifier", "institution"], name="review_list_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_identifier} @ {self.institution or 'any'}"

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -33,7 +34,7 @@ from orders.clients.aggregator import (
     accepted_order_from,
     fulfil_payload,
 )
-from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind
+from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind, ReviewListEntry
 from provision.errors import Conflict, NotFound
 from provision.models import NodeControl
 
@@ -157,10 +158,15 @@ def order_decline_reason(*, order: Order, now: datetime) -> str | None:
 
 
 def _needs_staff_approval(order: Order) -> bool:
+    """Manual mode, an amount above MANUAL_REVIEW_ABOVE, or a recipient on the review list."""
     if settings.PROVISION_MODE == "manual":
         return True
     threshold = _limit(settings.MANUAL_REVIEW_ABOVE, order.currency)
-    return threshold is not None and order.amount > threshold
+    if threshold is not None and order.amount > threshold:
+        return True
+    return ReviewListEntry.objects.filter(
+        Q(institution="") | Q(institution=order.institution), account_identifier=order.account_identifier
+    ).exists()
 
 
 def _decline_locked(order: Order, *, reason: str, now: datetime, actor: AbstractBaseUser | None) -> None:

@@ -170,3 +170,17 @@ def test_amount_above_review_threshold_is_held_in_auto_mode(
     order = services.order_accept_with_aggregator(order_pk=accepting.pk)
 
     assert order.status == OrderStatus.HELD
+
+
+def test_recipient_on_the_review_list_is_held_in_auto_mode(
+    aggregator: AggregatorFake, accepting: Any
+) -> None:
+    from orders.models import ReviewListEntry
+
+    ReviewListEntry.objects.create(account_identifier="0123456789", reason="chargeback history")
+    order_id = accepting.order_id
+    aggregator.on(f"/v1/provider/orders/{order_id}/accept", 201, accept_data(order_id))
+
+    order = services.order_accept_with_aggregator(order_pk=accepting.pk)
+
+    assert order.status == OrderStatus.HELD
