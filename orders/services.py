@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 APPROVAL_TIMEOUT_REASON = "Payout not approved in time"
 ACCEPT_SETTLE_MARGIN = timedelta(seconds=5)
+SETTLE_LIST_PAGES = 5
 
 
 class OrderTermsConflict(Conflict):
@@ -268,15 +269,20 @@ def _note_accept_unknown(*, order_pk: int, error: str) -> None:
 def _settle_unknown_accept(*, order_pk: int, client: AggregatorClient) -> Order:
     """Find out from the aggregator's order list whether a lost accept went through."""
     order = Order.objects.get(pk=order_pk)
-    listed = client.list_orders(currency=order.currency, status="processing", page_size=100)
-    for row in listed:
-        if str(row.get("id")) == order.order_id:
-            logger.info("order.accept_found_in_list", extra={"order_id": order.order_id})
-            # In the list, ``amount`` is the token amount; fiat = round_half_even(amount x rate).
-            accepted = replace(
-                accepted_order_from(row, fallback_id=order.order_id), amount=_fiat_from_list_row(row)
-            )
-            return order_apply_accepted(order_pk=order_pk, accepted=accepted)
+    # Newest first (the list's default order), so a just-accepted order is on the first page; a few more
+    # pages cover a busy provider. Bounded: a lookup must finish well inside a task's timeout.
+    for page in range(1, SETTLE_LIST_PAGES + 1):
+        listed = client.list_orders(currency=order.currency, status="processing", page=page, page_size=100)
+        for row in listed:
+            if str(row.get("id")) == order.order_id:
+                logger.info("order.accept_found_in_list", extra={"order_id": order.order_id, "page": page})
+                # In the list, ``amount`` is the token amount; fiat = round_half_even(amount x rate).
+                accepted = replace(
+                    accepted_order_from(row, fallback_id=order.order_id), amount=_fiat_from_list_row(row)
+                )
+                return order_apply_accepted(order_pk=order_pk, accepted=accepted)
+        if len(listed) < 100:
+            break
     return order_apply_accept_refused(
         order_pk=order_pk, reason="accept outcome unknown and the order is not ours"
     )
