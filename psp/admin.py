@@ -1,13 +1,15 @@
-"""PSP records in admin: transfers and webhook events read-only; institution mapping editable."""
+"""PSP records in admin: transfers, webhook events and circuits read-only; institution mapping editable."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from psp.models import InstitutionMapping, Transfer, WebhookEvent
+from psp import health
+from psp.models import InstitutionMapping, PspCircuit, Transfer, WebhookEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -51,3 +53,16 @@ class InstitutionMappingAdmin(admin.ModelAdmin):
     list_filter = ("psp", "currency", "enabled")
     search_fields = ("institution", "institution_name", "psp_code")
     list_editable = ("enabled",)
+
+
+@admin.register(PspCircuit)
+class PspCircuitAdmin(ReadOnlyAdmin):
+    list_display = ("psp", "state", "consecutive_failures", "opened_at", "probe_at", "updated_at")
+    actions = ["close_circuits"]
+
+    @admin.action(description="Close the selected circuits (the PSP is back)")
+    def close_circuits(self, request: HttpRequest, queryset: QuerySet[PspCircuit]) -> None:
+        names = list(queryset.values_list("psp", flat=True))
+        for name in names:
+            health.circuit_reset(psp=name)
+        self.message_user(request, f"Closed: {', '.join(names)}", messages.SUCCESS)

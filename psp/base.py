@@ -80,6 +80,15 @@ class PspBalanceReading:
 
 
 @dataclass(frozen=True)
+class Bank:
+    """One institution in a PSP's own bank list."""
+
+    code: str  # what the PSP takes as the institution in a payout (NIP code, Lenco bankId)
+    name: str
+    country: str = ""
+
+
+@dataclass(frozen=True)
 class WebhookNotice:
     """What a verified webhook says: which payout, and (as a hint) its new status."""
 
@@ -164,6 +173,10 @@ class PspAdapter(abc.ABC):
     @abc.abstractmethod
     def get_balances(self) -> list[PspBalanceReading]:
         """The PSP account's balance per currency."""
+
+    def list_banks(self, *, currency: str) -> list[Bank]:
+        """The institutions this PSP pays in ``currency``. Raises PspRejected(UNSUPPORTED), PspUnavailable."""
+        raise PspRejected("this PSP lists no banks", psp=self.name, reason=FailureReason.UNSUPPORTED)
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
         """Verify the signature (WebhookSignatureInvalid) and parse the event."""

@@ -6,6 +6,16 @@ Objects
     WebhookEvent        every webhook as received (raw body), unique on (psp, event_id).
     InstitutionMapping  the aggregator's institution code -> the PSP's bank/operator code.
     SandboxPayout       the sandbox PSP's own ledger of payouts (the sandbox *is* a PSP).
+    PspCircuit          the circuit breaker of one PSP, shared by every web and worker process.
+
+Circuit states (``psp.health``)::
+
+    closed --PSP_BREAKER_FAILURES consecutive PspUnavailable--> open
+    open --PSP_BREAKER_COOLDOWN elapsed, a new payout claims the probe--> half_open
+    half_open / open past the cool-down --the next call succeeds--> closed
+    half_open / open past the cool-down --the next call fails--> open (cool-down starts again)
+
+    Only *new* payouts look at the circuit; look-ups of transfers already at a PSP always go to it.
 
 Invariants (constraints)
     * (psp, reference) is unique: the same reference is never sent for two payouts.
@@ -65,6 +75,7 @@ class Transfer(models.Model):
 
     class Meta:
         ordering = ["-pk"]
+        indexes = [models.Index(fields=["psp", "created_at"], name="transfer_psp_created")]
         constraints = [
             models.UniqueConstraint(fields=["psp", "reference"], name="transfer_unique_reference"),
             models.UniqueConstraint(fields=["order", "attempt"], name="transfer_unique_attempt"),
@@ -135,3 +146,28 @@ class SandboxPayout(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox:{self.reference} ({self.status})"
+
+
+class CircuitState(models.TextChoices):
+    CLOSED = "closed", "Closed (calls flow)"
+    OPEN = "open", "Open (no new payouts)"
+    HALF_OPEN = "half_open", "Half-open (one probe in flight)"
+
+
+class PspCircuit(models.Model):
+    """The circuit breaker of one PSP. Rows are written only through ``psp.health``, with atomic updates."""
+
+    psp = models.CharField(max_length=32, unique=True)
+    state = models.CharField(max_length=16, choices=CircuitState.choices, default=CircuitState.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    probe_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the half-open probe was let through."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["psp"]
+
+    def __str__(self) -> str:
+        return f"circuit:{self.psp} ({self.state})"

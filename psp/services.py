@@ -9,24 +9,30 @@ Rules (DESIGN.md "Failure rules"):
 * A definitive refusal before money moved lets the next PSP try (failover); an unknown outcome never
   does. An answer the node cannot interpret, or a PSP that stays unreachable past
   ``PAYOUT_REVIEW_AFTER``, sends the order to ``needs_review``.
+* New payouts go only to PSPs that are healthy (``psp.health``: circuit breaker and failure-rate window);
+  look-ups of existing transfers always go to their own PSP.
+* Every adapter call goes through ``health.observed_call`` (metrics + circuit breaker).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from balances.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from orders import locks as order_locks
 from orders import services as order_services
 from orders.models import Order, OrderStatus
 from provision.logging import mask_account
-from psp import registry
+from psp import health, registry
 from psp.base import (
     DuplicateReference,
     FailureReason,
@@ -34,11 +40,14 @@ from psp.base import (
     PayoutResult,
     PayoutStatus,
     PspAdapter,
+    PspBalanceReading,
+    PspError,
     PspRejected,
     PspUnavailable,
     Recipient,
 )
 from psp.models import InstitutionMapping, Transfer, TransferStatus
+from psp.name_check import NameCheck, name_check_enabled, name_check_log, name_check_run
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +71,29 @@ def _psp_code(psp: str, institution: str) -> str:
 NEEDS_MAPPING = {("lenco", "NGN")}
 
 
-def route(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()) -> list[PspAdapter]:
-    """The adapters that may pay this order, in routing order."""
-    return [
+def route(
+    *,
+    currency: str,
+    institution: str,
+    exclude: list[str] | tuple[str, ...] = (),
+    now: datetime | None = None,
+) -> list[PspAdapter]:
+    """The adapters that may take a NEW payout of this order, in routing order.
+
+    Leaves out excluded PSPs, PSPs that cannot pay the currency/institution, and unhealthy ones (open
+    circuit, failure-rate window: ``psp.health``). Never used to look up an existing transfer.
+    """
+    able = [
         adapter
         for adapter in registry.enabled()
         if adapter.name not in exclude
         and adapter.supports(currency=currency, institution=institution)
         and ((adapter.name, currency) not in NEEDS_MAPPING or _psp_code(adapter.name, institution))
     ]
+    if not able:
+        return []
+    states = health.psp_health(psps=[adapter.name for adapter in able], now=now)
+    return [adapter for adapter in able if states[adapter.name].takes_new_payouts]
 
 
 def psp_can_pay(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()) -> bool:
@@ -86,9 +109,46 @@ def _kick_send(transfer_pk: int) -> None:
     async_task("psp.tasks.transfer_send", transfer_pk=transfer_pk, task_name=f"transfer_send:{transfer_pk}")
 
 
-@transaction.atomic(durable=True)
+def _tried_psps(order: Order) -> list[str]:
+    rejected = order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True)
+    return [*order.exclude_psps, *rejected]
+
+
 def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Order:
-    """Pick a PSP, write the Transfer, move the order to ``paying``. Raises OrderTransitionNotAllowed."""
+    """Pick a PSP, write the Transfer, move the order to ``paying``; or hold it when the name check says so.
+
+    With ``PAYOUT_NAME_CHECK`` on, the account is resolved through the PSP about to be used *before* the
+    order is locked (``psp.name_check``); the locked part re-checks the state and acts on the verdict.
+    Raises OrderTransitionNotAllowed (NoPspAvailable, SecondApproverRequired).
+    """
+    check = _name_check(order_pk)
+    return _payout_start_locked(order_pk=order_pk, actor=actor, check=check)
+
+
+def _name_check(order_pk: int) -> NameCheck | None:
+    """Resolve and compare the recipient's name, unlocked; None when the check does not apply."""
+    order = Order.objects.get(pk=order_pk)
+    if not name_check_enabled(order) or order.status not in (OrderStatus.ACCEPTED, OrderStatus.HELD):
+        return None
+    candidates = route(currency=order.currency, institution=order.institution, exclude=_tried_psps(order))
+    if not candidates:
+        return None  # the locked part raises NoPspAvailable
+    adapter = candidates[0]
+    return name_check_run(
+        order=order, adapter=adapter, psp_institution=_psp_code(adapter.name, order.institution)
+    )
+
+
+def _claim(candidates: list[PspAdapter]) -> PspAdapter | None:
+    """The first candidate whose circuit lets a new payout through (claiming a recovering one's probe)."""
+    for adapter in candidates:
+        if health.circuit_claim_probe(psp=adapter.name):
+            return adapter
+    return None
+
+
+@transaction.atomic(durable=True)
+def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check: NameCheck | None) -> Order:
     order = order_locks.order_locked().get(pk=order_pk)
     if not can_proceed(order.start_payout):
         raise order_services.OrderTransitionNotAllowed(
@@ -97,13 +157,21 @@ def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Ord
             status=order.status,
         )
     order_services.order_check_payout_allowed(order=order, actor=actor)
-    tried = list(order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True))
-    candidates = route(
-        currency=order.currency, institution=order.institution, exclude=[*order.exclude_psps, *tried]
-    )
-    if not candidates:
+    if check is not None:
+        hold = check.holds(mode=settings.PAYOUT_NAME_CHECK) and order.status == OrderStatus.ACCEPTED
+        name_check_log(check=check, order=order, held=hold)
+        if hold:
+            order.hold(
+                until=timezone.now() + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT),
+                by=actor,
+                description=check.description(expected=order.account_name),
+            )
+            order.save()
+            return order
+    candidates = route(currency=order.currency, institution=order.institution, exclude=_tried_psps(order))
+    adapter = _claim(candidates)
+    if adapter is None:
         raise NoPspAvailable("No PSP can pay this order", order_id=order.order_id)
-    adapter = candidates[0]
     attempt = order.transfers.count() + 1
     transfer = Transfer.objects.create(
         order=order,
@@ -155,7 +223,11 @@ def _mark_sending(transfer_pk: int) -> Transfer | None:
 
 
 def transfer_send(*, transfer_pk: int) -> Transfer:
-    """Send a created transfer, asking the PSP about its reference first if it may have been sent."""
+    """Send a created transfer, asking the PSP about its reference first if it may have been sent.
+
+    Never raises for anything the PSP answers: an unknown outcome keeps the transfer for a later look-up,
+    an answer the node cannot read sends the order to review.
+    """
     transfer = Transfer.objects.select_related("order").get(pk=transfer_pk)
     if transfer.status != TransferStatus.CREATED:
         logger.info("payout.send_skipped", extra={"reference": transfer.reference, "status": transfer.status})
@@ -163,8 +235,8 @@ def transfer_send(*, transfer_pk: int) -> Transfer:
     adapter = registry.adapter(transfer.psp)
     if transfer.sends > 0:
         try:
-            found = adapter.get_payout(reference=transfer.reference, currency=transfer.currency)
-        except PspUnavailable as exc:
+            found = _look_up(adapter, transfer)
+        except PspError as exc:
             return _record_unreachable(transfer_pk=transfer.pk, error=exc)
         if found.status != PayoutStatus.NOT_FOUND:
             return transfer_apply_result(transfer_pk=transfer.pk, result=found)
@@ -185,11 +257,11 @@ def transfer_send(*, transfer_pk: int) -> Transfer:
         narration=(order.memo or f"Payout {order.order_id}")[:100],
     )
     try:
-        result = adapter.initiate_payout(request)
+        result = health.observed_call(adapter, "initiate_payout", lambda: adapter.initiate_payout(request))
     except DuplicateReference:
         try:
-            result = adapter.get_payout(reference=transfer.reference, currency=transfer.currency)
-        except PspUnavailable as exc:
+            result = _look_up(adapter, transfer)
+        except PspError as exc:
             return _record_unreachable(transfer_pk=transfer.pk, error=exc)
     except PspUnavailable as exc:
         return _record_unreachable(transfer_pk=transfer.pk, error=exc)
@@ -198,18 +270,27 @@ def transfer_send(*, transfer_pk: int) -> Transfer:
     return transfer_apply_result(transfer_pk=transfer.pk, result=result)
 
 
+def _look_up(adapter: PspAdapter, transfer: Transfer) -> PayoutResult:
+    """What the transfer's own PSP knows of its reference (whatever that PSP's health: never another PSP)."""
+    return health.observed_call(
+        adapter,
+        "get_payout",
+        lambda: adapter.get_payout(reference=transfer.reference, currency=transfer.currency),
+    )
+
+
 def transfer_check(*, transfer_pk: int) -> Transfer:
-    """Ask the PSP about a pending (or maybe-sent) transfer and apply what it says."""
+    """Ask the PSP about a pending (or maybe-sent) transfer and apply what it says. Never raises for a PSP
+    answer: a look-up that fails or is refused keeps the transfer pending (review after PAYOUT_REVIEW_AFTER).
+    """
     transfer = Transfer.objects.get(pk=transfer_pk)
     if transfer.status == TransferStatus.CREATED:
         return transfer_send(transfer_pk=transfer_pk)
     if transfer.status != TransferStatus.PENDING:
         return transfer
     try:
-        result = registry.adapter(transfer.psp).get_payout(
-            reference=transfer.reference, currency=transfer.currency
-        )
-    except PspUnavailable as exc:
+        result = _look_up(registry.adapter(transfer.psp), transfer)
+    except PspError as exc:
         return _record_unreachable(transfer_pk=transfer.pk, error=exc)
     return transfer_apply_result(transfer_pk=transfer.pk, result=result)
 
@@ -221,7 +302,8 @@ def _next_check(transfer: Transfer, now: datetime) -> datetime:
 
 
 @transaction.atomic(durable=True)
-def _record_unreachable(*, transfer_pk: int, error: PspUnavailable) -> Transfer:
+def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
+    """The PSP could not tell us (unreachable, or it refused the look-up): look again later, then review."""
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
     transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
@@ -255,11 +337,7 @@ def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfe
     transfer.save()
     if order.status != OrderStatus.PAYING:
         return transfer
-    tried = [
-        *order.exclude_psps,
-        *order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True),
-    ]
-    next_psps = route(currency=order.currency, institution=order.institution, exclude=tried)
+    next_psps = route(currency=order.currency, institution=order.institution, exclude=_tried_psps(order))
     if next_psps and error.reason != "recipient_invalid":
         order.payout_refused(description=f"{transfer.psp} refused: {error.message[:200]}; failing over")
         order.save()
@@ -286,10 +364,11 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult) -> Transfer
         )
         return transfer
     if result.psp_transaction_id:
-        transfer.psp_transaction_id = result.psp_transaction_id
-    if result.fee is not None:
-        transfer.fee = result.fee
-    _history(transfer, "result", status=result.status, psp_transaction_id=result.psp_transaction_id)
+        transfer.psp_transaction_id = result.psp_transaction_id[:128]
+    fee = _storable_fee(result)
+    if fee is not None:
+        transfer.fee = fee
+    _history(transfer, "result", status=result.status, psp_transaction_id=transfer.psp_transaction_id)
     tx_id = transfer.psp_transaction_id or transfer.reference
     in_review = order.status == OrderStatus.NEEDS_REVIEW
     if result.status == PayoutStatus.PENDING:
@@ -343,6 +422,20 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult) -> Transfer
     return transfer
 
 
+_MONEY_LIMIT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
+
+
+def _storable_fee(result: PayoutResult) -> Decimal | None:
+    """The PSP's fee when it fits a money column; an absurd one is logged and not stored (never a crash)."""
+    fee = result.fee
+    if fee is None:
+        return None
+    if fee.is_finite() and 0 <= fee < _MONEY_LIMIT:
+        return fee.quantize(Decimal(1).scaleb(-MONEY_DECIMAL_PLACES), rounding=ROUND_HALF_EVEN)
+    logger.warning("payout.fee_unusable", extra={"reference": result.reference, "fee": str(fee)[:40]})
+    return None
+
+
 def transfers_due_for_check(*, now: datetime | None = None, limit: int = 100) -> list[int]:
     now = now or timezone.now()
     return list(
@@ -359,21 +452,30 @@ class NoResolver(PspRejected):
 
 
 def account_resolve(*, account_identifier: str, institution: str, currency: str) -> str:
-    """The account holder's name from the first PSP that serves the institution. Raises PspRejected."""
+    """The account holder's name from the first healthy PSP that serves the institution.
+
+    Raises PspRejected (NoResolver when no PSP serves it), PspUnavailable.
+    """
     adapters = route(currency=currency, institution=institution)
     if not adapters:
         raise NoResolver("No PSP serves this institution", psp="", reason=FailureReason.UNSUPPORTED)
     adapter = adapters[0]
-    name = adapter.resolve_account(
-        recipient=Recipient(
-            institution=institution,
-            account_identifier=account_identifier,
-            psp_institution=_psp_code(adapter.name, institution),
-        ),
-        currency=currency,
+    recipient = Recipient(
+        institution=institution,
+        account_identifier=account_identifier,
+        psp_institution=_psp_code(adapter.name, institution),
+    )
+    name = health.observed_call(
+        adapter, "resolve_account", lambda: adapter.resolve_account(recipient=recipient, currency=currency)
     )
     if not name.account_name or name.account_name.strip().upper() == "OK":
         raise PspRejected(
             "The PSP returned no account name", psp=adapter.name, reason=FailureReason.RECIPIENT_INVALID
         )
     return name.account_name
+
+
+def psp_balances_read(*, psp: str) -> list[PspBalanceReading]:
+    """The PSP's balances, read through the instrumented path. Raises PspError."""
+    adapter = registry.adapter(psp)
+    return health.observed_call(adapter, "get_balances", adapter.get_balances)

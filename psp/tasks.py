@@ -36,3 +36,9 @@ def webhook_process(*, event_pk: int) -> str:
     from psp import webhooks
 
     return webhooks.webhook_process(event_pk=event_pk)
+
+
+def sandbox_webhook_send(*, payout_pk: int, attempt: int = 1) -> str:
+    from psp import sandbox
+
+    return sandbox.sandbox_webhook_deliver(payout_pk=payout_pk, attempt=attempt)

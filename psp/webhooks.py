@@ -62,6 +62,10 @@ class PspWebhookApi(APIView):
         transaction.on_commit(partial(_kick, event.pk))
         return responses.success("Received", None)
 
+    def put(self, request: Request, psp: str, reference: str = "") -> Response:
+        """MTN MoMo may deliver its callback as PUT as well as POST (protocol/mtn-momo.md section 11)."""
+        return self.post(request, psp, reference)
+
 
 def _store(
     psp: str, event_id: str, event_type: str, reference: str, body: bytes, *, valid: bool

@@ -208,7 +208,9 @@ def send(
         reason = reason_for_code(code) if reason_for_code is not None and code else FailureReason.OTHER
         logger.warning("psp.http.server_error", extra={**log_extra, "http_status": status, "psp_code": code})
         raise PspUnavailable(
-            f"{psp} {operation}: HTTP {status} {code} {error_message(body)}".rstrip(),
+            " ".join(
+                part for part in (f"{psp} {operation}: HTTP {status}", code, error_message(body)) if part
+            ),
             psp=psp,
             reason=reason,
             http_status=status,

@@ -51,6 +51,7 @@ import requests
 
 from psp.base import (
     AccountName,
+    Bank,
     DuplicateReference,
     FailureReason,
     PayoutRequest,
@@ -400,6 +401,56 @@ class LencoAdapter(PspAdapter):
                     continue
                 readings.append(reading)
         return readings
+
+    def list_banks(self, *, currency: str) -> list[Bank]:
+        """Lenco's bank list for ``currency``: v1 ``GET /banks`` for NGN (``code`` = NIP code), v2
+        ``GET /banks?country=..`` otherwise (``code`` = Lenco's ``bankId``). Rows without a code or a name are
+        logged and left out.
+
+        Raises PspRejected (UNSUPPORTED for a currency Lenco is not configured for, or a refusal),
+        PspUnavailable.
+        """
+        currency = currency.upper()
+        country = COUNTRY_BY_CURRENCY.get(currency, "")
+        if currency not in self._config.currencies or not country:
+            raise PspRejected(
+                f"lenco lists no banks for {currency}", psp=NAME, reason=FailureReason.UNSUPPORTED
+            )
+        if currency in V1_CURRENCIES:
+            answer = self._send("GET", f"{self._v1}/banks", operation="banks_list")
+        else:
+            answer = self._send(
+                "GET", f"{self._v2}/banks", operation="banks_list", params={"country": country}
+            )
+        if answer.status not in (200, 201):
+            raise self._refusal(answer, operation="banks_list", log_extra={"psp": NAME, "currency": currency})
+        data = _envelope_data(answer, operation="banks_list")
+        if not isinstance(data, list):
+            raise _unreadable(answer, operation="banks_list")
+        banks: list[Bank] = []
+        for row in data:
+            code = (
+                row.get("code" if currency in V1_CURRENCIES else "id") if isinstance(row, Mapping) else None
+            )
+            name = row.get("name") if isinstance(row, Mapping) else None
+            if isinstance(code, int) and not isinstance(code, bool):
+                code = str(code)
+            if not isinstance(code, str) or not code.strip() or not isinstance(name, str) or not name.strip():
+                continue
+            row_country = row.get("country") if isinstance(row, Mapping) else None
+            banks.append(
+                Bank(
+                    code=code.strip(),
+                    name=name.strip(),
+                    country=row_country.lower() if isinstance(row_country, str) and row_country else country,
+                )
+            )
+        if len(banks) != len(data):
+            logger.warning(
+                "lenco.banks.rows_skipped",
+                extra={"psp": NAME, "currency": currency, "skipped": len(data) - len(banks)},
+            )
+        return banks
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
         """Verify ``X-Lenco-Signature`` over the raw bytes, then parse the event.

@@ -14,6 +14,7 @@ from werkzeug import Request, Response
 
 from psp.base import (
     AccountName,
+    Bank,
     DuplicateReference,
     FailureReason,
     PayoutRequest,
@@ -876,3 +877,52 @@ def test_logs_mask_account_numbers_and_never_contain_the_api_key(httpserver, cap
     assert http.mask(NUBAN) == "****6789"
     assert not any(NUBAN in line for line in logged)
     assert not any(API_KEY in line for line in logged)
+
+
+def test_list_banks_v1_returns_typed_rows_and_skips_unusable_ones(httpserver):
+    body = {
+        "status": True,
+        "message": "",
+        "data": [
+            {"code": "000014", "name": "ACCESS BANK"},
+            {"code": 90267, "name": " KUDA MFB "},
+            {"code": "", "name": "NO CODE"},
+            {"name": "NO CODE EITHER"},
+            "not an object",
+        ],
+    }
+    httpserver.expect_request("/access/v1/banks", method="GET").respond_with_json(body)
+
+    banks = make_adapter(httpserver).list_banks(currency="NGN")
+
+    assert banks == [
+        Bank(code="000014", name="ACCESS BANK", country="ng"),
+        Bank(code="90267", name="KUDA MFB", country="ng"),
+    ]
+    assert httpserver.log[0][0].headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_list_banks_v2_asks_by_country_and_uses_the_bank_id(httpserver):
+    body = {"status": True, "message": "", "data": [{"id": "b-1", "name": "Zanaco", "country": "zm"}]}
+    httpserver.expect_request("/access/v2/banks", query_string="country=zm").respond_with_json(body)
+
+    banks = make_adapter(httpserver, account_id="").list_banks(currency="ZMW")
+
+    assert banks == [Bank(code="b-1", name="Zanaco", country="zm")]
+
+
+def test_list_banks_for_a_currency_lenco_does_not_serve_is_unsupported(httpserver):
+    with pytest.raises(PspRejected) as refused:
+        make_adapter(httpserver).list_banks(currency="KES")
+
+    assert refused.value.reason == FailureReason.UNSUPPORTED
+    assert httpserver.log == []
+
+
+def test_list_banks_answer_without_a_list_is_unavailable(httpserver):
+    httpserver.expect_request("/access/v1/banks").respond_with_json(
+        {"status": True, "message": "", "data": {}}
+    )
+
+    with pytest.raises(PspUnavailable):
+        make_adapter(httpserver).list_banks(currency="NGN")
