@@ -102,6 +102,7 @@ class DeclineReason(models.TextChoices):
     INSUFFICIENT_BALANCE = "insufficient_balance", "Insufficient funds"
     ORDER_EXPIRED = "order_expired", "Order expired"
     NODE_PAUSED = "node_paused", "Node paused"
+    PSP_UNAVAILABLE = "psp_unavailable", "No payout provider available"
     STAFF_DECLINED = "staff_declined", "Declined by operator"
 
 

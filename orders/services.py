@@ -151,10 +151,11 @@ def order_decline_reason(*, order: Order, now: datetime) -> str | None:
     maximum = _limit(settings.MAX_ORDER_AMOUNT, order.currency)
     if maximum is not None and order.amount > maximum:
         return DeclineReason.AMOUNT_ABOVE_MAXIMUM
-    if not psp_services.psp_can_pay(
-        currency=order.currency, institution=order.institution, exclude=order.exclude_psps
-    ):
+    payable = {"currency": order.currency, "institution": order.institution, "exclude": order.exclude_psps}
+    if not psp_services.psp_can_pay(**payable, healthy_only=False):
         return DeclineReason.UNSUPPORTED_INSTITUTION
+    if not psp_services.psp_can_pay(**payable):
+        return DeclineReason.PSP_UNAVAILABLE
     return None
 
 

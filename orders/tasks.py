@@ -106,12 +106,13 @@ def balances_sync() -> int:
     from balances import services as balance_services
     from orders.outbox import outbox_enqueue_balance_report
     from psp import registry
+    from psp import services as psp_services
     from psp.base import PspError
 
     synced = 0
     for adapter in registry.enabled():
         try:
-            readings = adapter.get_balances()
+            readings = psp_services.psp_balances_read(psp=adapter.name)
         except PspError as exc:
             logger.warning("balance.sync_failed", extra={"psp": adapter.name, "error": exc.message[:200]})
             continue

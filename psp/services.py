@@ -77,11 +77,13 @@ def route(
     institution: str,
     exclude: list[str] | tuple[str, ...] = (),
     now: datetime | None = None,
+    healthy_only: bool = True,
 ) -> list[PspAdapter]:
     """The adapters that may take a NEW payout of this order, in routing order.
 
-    Leaves out excluded PSPs, PSPs that cannot pay the currency/institution, and unhealthy ones (open
-    circuit, failure-rate window: ``psp.health``). Never used to look up an existing transfer.
+    Leaves out excluded PSPs, PSPs that cannot pay the currency/institution, and (unless
+    ``healthy_only`` is False) unhealthy ones (open circuit, failure-rate window: ``psp.health``).
+    Never used to look up an existing transfer.
     """
     able = [
         adapter
@@ -90,14 +92,16 @@ def route(
         and adapter.supports(currency=currency, institution=institution)
         and ((adapter.name, currency) not in NEEDS_MAPPING or _psp_code(adapter.name, institution))
     ]
-    if not able:
-        return []
+    if not able or not healthy_only:
+        return able
     states = health.psp_health(psps=[adapter.name for adapter in able], now=now)
     return [adapter for adapter in able if states[adapter.name].takes_new_payouts]
 
 
-def psp_can_pay(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()) -> bool:
-    return bool(route(currency=currency, institution=institution, exclude=exclude))
+def psp_can_pay(
+    *, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = (), healthy_only: bool = True
+) -> bool:
+    return bool(route(currency=currency, institution=institution, exclude=exclude, healthy_only=healthy_only))
 
 
 # --- starting a payout ---------------------------------------------------------------------------------

@@ -140,3 +140,16 @@ def test_paused_node_declines_new_offers(funded: None) -> None:
     decided = services.order_decide(order_pk=order.pk)
 
     assert (decided.status, decided.decline_reason) == (OrderStatus.DECLINED, DeclineReason.NODE_PAUSED)
+
+
+def test_every_payable_psp_unhealthy_declines_with_no_payout_provider(funded: None) -> None:
+    from django.utils import timezone
+
+    from psp.models import PspCircuit
+
+    PspCircuit.objects.create(psp="sandbox", state="open", consecutive_failures=5, opened_at=timezone.now())
+    order = OrderFactory.create()
+
+    decided = services.order_decide(order_pk=order.pk)
+
+    assert (decided.status, decided.decline_reason) == (OrderStatus.DECLINED, DeclineReason.PSP_UNAVAILABLE)
