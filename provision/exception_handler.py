@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -66,12 +67,12 @@ def envelope_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         headers = {
             key: value for key, value in response.items() if key in {"Retry-After", "WWW-Authenticate"}
         }
-        return responses.error(
-            str(message),
-            {"code": exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code},
-            status=response.status_code,
-            headers=headers,
-        )
+        codes = exc.get_codes()
+        data: dict[str, object] = {"code": codes if isinstance(codes, str) else exc.default_code}
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            data["retryAfter"] = math.ceil(wait)  # as the aggregator's own 429 carries retry_after
+        return responses.error(str(message), data, status=response.status_code, headers=headers)
     return response
 
 

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from provision import views
+from provision import api_docs, health, metrics_export, views
 
 handler400 = "provision.exception_handler.json_400"
 handler403 = "provision.exception_handler.json_403"
@@ -14,7 +14,12 @@ admin.site.index_title = "Operations"
 
 urlpatterns = [
     path("health", views.HealthApi.as_view(), name="health"),
+    path("health/live", health.HealthLiveApi.as_view(), name="health-live"),
+    path("health/ready", health.HealthReadyApi.as_view(), name="health-ready"),
     path("info", views.InfoApi.as_view(), name="info"),
+    path("metrics", metrics_export.metrics_view, name="metrics"),
+    path("api/schema/", api_docs.SchemaApi.as_view(), name="api-schema"),
+    path("api/docs/", api_docs.docs_view, name="api-docs"),
     path("", include("orders.urls")),
     path("", include("psp.urls")),
     path("admin/", admin.site.urls),

@@ -29,7 +29,7 @@ stop() {
 trap stop INT TERM EXIT
 
 $BIN/gunicorn provision.wsgi:application --bind "$host:$port" --workers 2 --threads 4 \
-  --access-logfile - --graceful-timeout 10 &
+  --graceful-timeout 10 &
 pids+=($!)
 $BIN/python manage.py qcluster &
 pids+=($!)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,8 @@ from provision.env import (
     parse_url,
     setting,
 )
+from provision.metrics_files import use_container_unique_files
+from provision.throttle_rates import parse_rates
 
 # --- Process --------------------------------------------------------------------------------------------
 DEBUG = setting("DEBUG", parse_bool, default=False, expected="true or false")
@@ -51,6 +54,10 @@ ALLOWED_HOSTS = setting(
     default=["*"] if DEBUG else ["localhost", "127.0.0.1"],
     expected="a comma-separated list of host names",
 )
+# The container's health check and a local metrics scraper call the node by its loopback address, whatever
+# public name it serves; a Host header naming loopback gains a caller nothing.
+if "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS += [host for host in ("localhost", "127.0.0.1", "[::1]") if host not in ALLOWED_HOSTS]
 CSRF_TRUSTED_ORIGINS: list[str] = setting(
     "CSRF_TRUSTED_ORIGINS", parse_list, default=[], expected="a comma-separated list of origins"
 )
@@ -65,15 +72,22 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "django_prometheus",
+    "axes",
     "django_fsm_log",
     "django_q",
     "provision",
+    "provision.hooks.HooksConfig",
     "balances",
     "psp",
     "orders",
 ]
 
 MIDDLEWARE = [
+    # Counts and times every request, including the ones refused by the middleware below it.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Binds the correlation id first, so every later log line carries it; writes the access log line.
     "provision.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -83,6 +97,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes requires: turns a locked-out admin login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+# Admin logins go through django-axes first: it refuses locked-out clients before the password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "provision.urls"
@@ -165,9 +188,20 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = setting(
     "MAX_BODY_BYTES", parse_positive_int, default=65536, expected="a size in bytes for request bodies"
 )
+NUM_PROXIES = setting(
+    "NUM_PROXIES",
+    parse_int_non_negative,
+    default=0,
+    expected="how many trusted reverse proxies append to X-Forwarded-For in front of the node (0: none)",
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # One throttle for every API view; the scope comes from THROTTLE_SCOPES (provision.throttling).
+    "DEFAULT_THROTTLE_CLASSES": ["provision.throttling.ScopedCacheThrottle"],
+    # Client IP for throttling: X-Forwarded-For only counts when NUM_PROXIES trusted proxies add to it.
+    "NUM_PROXIES": NUM_PROXIES,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     # The Go aggregator sends no Content-Type: parse JSON whatever the header says (a 415 loses the order).
     "DEFAULT_PARSER_CLASSES": ["provision.parsers.AnyContentJSONParser"],
@@ -377,7 +411,7 @@ for _psp, _required in (
             if not globals()[_name]:
                 raise ConfigurationError(f"{_name} is required because PSP includes {_psp}")
 
-# --- Worker (django-q2, ORM broker: nothing else has to run) ------------------------------------------------
+# --- Worker (django-q2, ORM broker: nothing else has to run) ----------------------------------------------
 Q_CLUSTER = {
     "name": "provision",
     "orm": "default",
@@ -394,28 +428,175 @@ Q_CLUSTER = {
     "label": "Worker tasks",
 }
 
-# --- Logging --------------------------------------------------------------------------------------------
+# --- Logging (provision.logging: structlog JSON lines with the correlation id, redacted) -----------------
+LOG_FORMAT = setting(
+    "LOG_FORMAT",
+    parse_choice("json", "console"),
+    default="console" if DEBUG else "json",
+    expected="json (one JSON object per line) or console (readable, for development)",
+)
+_QUIET = "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "provision.logging.RequestIdFilter"}},
-    "formatters": {
-        "console": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "console", "filters": ["request_id"]},
-    },
+    "formatters": {"structured": {"()": "provision.logging.build_formatter", "fmt": LOG_FORMAT}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        "django-q": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
+        # django-q2 adds its own plain-text handler unless the logger already has one.
+        "django-q": {"handlers": ["console"], "level": _QUIET, "propagate": False},
+        # Axes logs every admin login attempt at INFO; lock-outs are warnings.
+        "axes": {"level": _QUIET},
     },
 }
 
+# --- Metrics and health -----------------------------------------------------------------------------------
+# Before any metric exists: multiprocess files named per container, so web and worker can share a
+# PROMETHEUS_MULTIPROC_DIR volume (provision.metrics_files).
+use_container_unique_files()
+METRICS_TOKEN: str = setting(
+    "METRICS_TOKEN",
+    str,
+    default="",
+    expected="a bearer token GET /metrics requires (empty: loopback clients only)",
+)
+# The sweep schedule runs every max(1, ORDER_POLL_INTERVAL // 60) minutes; three missed runs is a dead worker.
+WORKER_HEARTBEAT_MAX_AGE = setting(
+    "WORKER_HEARTBEAT_MAX_AGE",
+    parse_positive_int,
+    default=3 * 60 * max(1, ORDER_POLL_INTERVAL // 60),
+    expected="seconds since the worker last finished a task before /health/ready fails",
+)
+
+# --- Rate limits (provision.throttling) -------------------------------------------------------------------
+# Per client: the aggregator's client id on signed endpoints, the client IP elsewhere; fixed windows.
+# The aggregator-facing defaults sit at or above the aggregator's own ceiling (500 req/s per API key,
+# i.e. 30000/min) so the node is never the tighter side: a /new_order burst of the whole minute's budget
+# passes, and /tx_status (one call per processing order every 32 s) is refused only beyond ~16000
+# orders in flight. See docs/configuration.md.
+DEFAULT_THROTTLE_RATES = {
+    "new_order": "30000/min",
+    "orders": "30000/min",
+    "tx_status": "30000/min",
+    "verify_account": "6000/min",
+    "webhooks": "6000/min",
+    "public": "600/min",
+    "health": "600/min",
+    "default": "6000/min",
+}
+_NO_RATE_OVERRIDES: dict[str, str] = {}
+THROTTLE_RATES = {
+    **DEFAULT_THROTTLE_RATES,
+    **setting(
+        "THROTTLE_RATES",
+        parse_rates,
+        default=_NO_RATE_OVERRIDES,
+        expected="scope=rate pairs, e.g. new_order=30000/min,webhooks=off (rate: <n>/<s|min|hour|day>)",
+    ),
+}
+# The scope of each API view, by URL name, so views need no throttle_scope attribute.
+THROTTLE_SCOPES = {
+    "new-order": "new_order",
+    "seed-orders": "orders",
+    "tx-status": "tx_status",
+    "verify-account": "verify_account",
+    "psp-webhook": "webhooks",
+    "psp-callback": "webhooks",
+    "info": "public",
+    "api-schema": "public",
+    "health": "health",
+    "health-live": "health",
+    "health-ready": "health",
+}
+
+# --- HTTP security ----------------------------------------------------------------------------------------
+# Sent on every answer (these are Django's defaults, stated so a change is a visible decision).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+HTTPS_ONLY = setting(
+    "HTTPS_ONLY",
+    parse_bool,
+    default=False,
+    expected="true when the node is reached over HTTPS only (redirect, HSTS, secure cookies)",
+)
+TRUST_X_FORWARDED_PROTO = setting(
+    "TRUST_X_FORWARDED_PROTO",
+    parse_bool,
+    default=False,
+    expected="true when a TLS-terminating proxy in front sets X-Forwarded-Proto (and strips the client's)",
+)
+if TRUST_X_FORWARDED_PROTO:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:
     SESSION_COOKIE_SECURE = setting(
         "SESSION_COOKIE_SECURE", parse_bool, default=True, expected="true or false"
     )
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
+if HTTPS_ONLY:
+    SECURE_SSL_REDIRECT = True
+    # Probes and the metrics scraper talk plain HTTP on the local network (a redirect would fail them).
+    SECURE_REDIRECT_EXEMPT = [r"^health(/|$)", r"^metrics$"]
+    SECURE_HSTS_SECONDS = setting(
+        "HSTS_SECONDS",
+        parse_positive_int,
+        default=31536000,
+        expected="seconds browsers remember to use HTTPS only (Strict-Transport-Security max-age)",
+    )
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = setting(
+        "HSTS_INCLUDE_SUBDOMAINS", parse_bool, default=True, expected="true or false"
+    )
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload is a one-way submission of the whole domain to the browsers' built-in lists: the
+    # operator of the domain decides it, not a service running on one host name of it.
+    "security.W021",
+]
+
+# --- Admin login throttling (django-axes) -----------------------------------------------------------------
+AXES_FAILURE_LIMIT = setting(
+    "ADMIN_LOGIN_FAILURE_LIMIT",
+    parse_positive_int,
+    default=5,
+    expected="failed admin logins (per user name and client IP) before a lock-out",
+)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=setting(
+        "ADMIN_LOGIN_COOLOFF_MINUTES",
+        parse_positive_int,
+        default=15,
+        expected="minutes a locked-out user name and IP must wait",
+    )
+)
+# Lock the (user name, IP) pair: an attacker elsewhere cannot lock staff out of their own account.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "provision.throttling.client_ip"
+
+# --- OpenAPI (drf-spectacular; the view descriptions live in provision.openapi) ---------------------------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Provision node API",
+    "DESCRIPTION": (
+        "What the aggregator calls on the node (the Paycrest provider-node contract: /new_order, "
+        "/orders, /tx_status, /verify_account, /info, /health) and where PSPs post their webhooks. "
+        "Every answer is the envelope {status, message, data}; amounts are decimal strings."
+    ),
+    "VERSION": NODE_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "POSTPROCESSING_HOOKS": ["provision.openapi.postprocess"],
+    "TAGS": [
+        {"name": "aggregator", "description": "Called by the aggregator."},
+        {"name": "webhooks", "description": "Posted by payment service providers."},
+        {"name": "health", "description": "Probes."},
+    ],
+}
