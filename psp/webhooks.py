@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from provision import responses
+from provision import metrics, responses
 from provision.auth import raw_body
 from provision.errors import NotFound
 from psp import registry
@@ -50,15 +50,19 @@ class PspWebhookApi(APIView):
         try:
             notice = adapter.parse_webhook(body=body, headers=headers)
         except WebhookSignatureInvalid:
+            metrics.WEBHOOKS.labels(psp=psp, outcome="invalid_signature").inc()
             _store(psp, "invalid:" + hashlib.sha256(body).hexdigest()[:40], "", "", body, valid=False)
             return responses.error("Invalid webhook signature", {"code": "invalid_signature"}, status=401)
         except PspError as exc:
+            metrics.WEBHOOKS.labels(psp=psp, outcome="ignored").inc()
             logger.info("webhook.unsupported", extra={"psp": psp, "reason": exc.message[:200]})
             return responses.success("Ignored", {"reason": exc.message[:200]})
         event = _store(psp, notice.event_id, notice.event_type, notice.reference, body, valid=True)
         if event is None:
+            metrics.WEBHOOKS.labels(psp=psp, outcome="duplicate").inc()
             logger.info("webhook.duplicate", extra={"psp": psp, "event_id": notice.event_id})
             return responses.success("Duplicate event", None)
+        metrics.WEBHOOKS.labels(psp=psp, outcome="received").inc()
         transaction.on_commit(partial(_kick, event.pk))
         return responses.success("Received", None)
 

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from provision import canonical_json, request_context, signing
+from provision import canonical_json, metrics, request_context, signing
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,16 @@ class AcceptedOrder:
     metadata: dict[str, Any] | None
 
 
+def _call_name(url: str) -> str:
+    """accept, decline, fulfill, cancel, balances or orders: the label of a provider API call."""
+    path = url.split("?", 1)[0].rstrip("/")
+    return (
+        path.rsplit("/", 1)[-1]
+        if path.endswith(("accept", "decline", "fulfill", "cancel", "balances"))
+        else "orders"
+    )
+
+
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -143,11 +153,17 @@ class AggregatorClient:
                 method, url, timeout=(self.config.connect_timeout, self.config.read_timeout), **kwargs
             )
         except requests.RequestException as exc:
+            metrics.aggregator_call(
+                call=_call_name(url), outcome="unavailable", seconds=time.monotonic() - started
+            )
             logger.warning(
                 "aggregator.unreachable", extra={"method": method, "url": url, "error": type(exc).__name__}
             )
             raise AggregatorUnavailable(f"aggregator unreachable: {type(exc).__name__}") from exc
         elapsed_ms = int((time.monotonic() - started) * 1000)
+        status = response.status_code
+        outcome = "ok" if status < 400 else "unavailable" if status == 429 or status >= 500 else "refused"
+        metrics.aggregator_call(call=_call_name(url), outcome=outcome, seconds=time.monotonic() - started)
         message, data = self._decode(response)
         logger.info(
             "aggregator.call",
