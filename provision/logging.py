@@ -123,6 +123,21 @@ def _redact_mapping(mapping: Mapping[Any, Any], secrets: list[str]) -> dict[Any,
     return result
 
 
+def redact_payload(payload: Mapping[Any, Any]) -> dict[str, Any]:
+    """A JSON-ready copy of a PSP payload for storage: account numbers masked, secrets dropped."""
+    return _jsonable(_redact_mapping(payload, _secret_values()))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
 def redact(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
     """Mask account numbers, drop secret-named keys, and blank out configured secret values."""
     return _redact_mapping(event_dict, _secret_values())

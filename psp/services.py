@@ -31,7 +31,7 @@ from balances.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from orders import locks as order_locks
 from orders import services as order_services
 from orders.models import Order, OrderStatus
-from provision.logging import mask_account
+from provision.logging import mask_account, redact_payload
 from psp import health, registry
 from psp.base import (
     DuplicateReference,
@@ -220,7 +220,15 @@ def _mark_sending(transfer_pk: int) -> Transfer | None:
     if transfer.status != TransferStatus.CREATED:
         return None
     transfer.sends += 1
-    _history(transfer, "send", send=transfer.sends)
+    _history(
+        transfer,
+        "send",
+        send=transfer.sends,
+        amount=str(transfer.amount),
+        currency=transfer.currency,
+        account=transfer.account_masked,
+        psp_institution=transfer.psp_institution,
+    )
     transfer.next_check_at = timezone.now() + timedelta(seconds=30)
     transfer.save(update_fields=["sends", "history", "next_check_at", "updated_at"])
     return transfer
@@ -373,6 +381,8 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult) -> Transfer
     if fee is not None:
         transfer.fee = fee
     _history(transfer, "result", status=result.status, psp_transaction_id=transfer.psp_transaction_id)
+    if result.raw:
+        transfer.last_response = redact_payload(result.raw)
     tx_id = transfer.psp_transaction_id or transfer.reference
     in_review = order.status == OrderStatus.NEEDS_REVIEW
     if result.status == PayoutStatus.PENDING:

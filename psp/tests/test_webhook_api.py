@@ -133,3 +133,22 @@ def test_webhook_for_a_psp_not_enabled_is_404(client: Client) -> None:
     )
 
     assert response.status_code == 404
+
+
+def test_the_psp_answer_is_kept_on_the_transfer_with_the_account_masked(
+    lenco: Any, client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    transfer = paying_order()
+    body = (FIXTURES / "webhook_v1_transaction_failed.json").read_bytes()
+    lenco.expect_request(f"/v1/transfer/by-reference/{REFERENCE}").respond_with_data(
+        (FIXTURES / "v1_transfer_successful.json").read_bytes(), content_type="application/json"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        post_webhook(client, body, webhook_signature(body=body, api_key=API_KEY))
+
+    transfer.refresh_from_db()
+    stored = transfer.last_response
+    assert stored["request"]["accountNumber"] == "******6789"
+    assert stored["transaction"]["details"]["accountNumber"] == "******6789"
+    assert stored["transaction"]["status"] == "successful"
