@@ -17,7 +17,6 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -162,7 +161,11 @@ def _record_failure(message_id: int, exc: AggregatorError) -> None:
 
 
 def _record_delivery(message_id: int, status_code: int) -> None:
+    """Mark the row delivered; a delivered fulfil ``success`` moves its paid order to fulfilled in the same
+    transaction (so a crash can never leave a reported order stuck in ``paid``). Locks the order first."""
+    order_pk = OutboxMessage.objects.values_list("order_id", flat=True).get(pk=message_id)
     with transaction.atomic():
+        order = locks.order_locked().get(pk=order_pk) if order_pk else None
         message = OutboxMessage.objects.select_for_update().get(pk=message_id)
         if message.status != OutboxStatus.PENDING:
             logger.info("outbox.delivered_again", extra={"dedupe_key": message.dedupe_key})
@@ -180,15 +183,13 @@ def _record_delivery(message_id: int, status_code: int) -> None:
             "outbox.delivered", extra={"dedupe_key": message.dedupe_key, "attempts": message.attempts}
         )
         if (
-            message.kind == OutboxKind.FULFIL
-            and message.order_id
+            order is not None
+            and message.kind == OutboxKind.FULFIL
             and message.payload.get("validationStatus") == "success"
         ):
             from orders import services as order_services
 
-            transaction.on_commit(
-                partial(order_services.order_record_fulfil_reported, order_pk=message.order_id)
-            )
+            order_services.order_record_fulfil_reported_locked(order=order)
 
 
 def outbox_deliver_due(

@@ -589,17 +589,20 @@ def order_resolve_review(
 
 
 def order_record_fulfil_reported(*, order_pk: int, now: datetime | None = None) -> None:
-    """The aggregator took fulfil ``success``: paid -> fulfilled."""
-    now = now or timezone.now()
+    """The aggregator took fulfil ``success``: paid -> fulfilled (also the sweep's catch-up)."""
     with transaction.atomic():
-        order = locks.order_locked().get(pk=order_pk)
-        if order.status != OrderStatus.PAID:
-            logger.info(
-                "order.fulfil_reported_repeat", extra={"order_id": order.order_id, "status": order.status}
-            )
-            return
-        order.fulfil_reported(at=now, description="Aggregator confirmed fulfil success")
-        order.save()
+        order_record_fulfil_reported_locked(order=locks.order_locked().get(pk=order_pk), now=now)
+
+
+def order_record_fulfil_reported_locked(*, order: Order, now: datetime | None = None) -> None:
+    """paid -> fulfilled for an order whose row lock the caller holds; a repeat is logged, not an error."""
+    if order.status != OrderStatus.PAID:
+        logger.info(
+            "order.fulfil_reported_repeat", extra={"order_id": order.order_id, "status": order.status}
+        )
+        return
+    order.fulfil_reported(at=now or timezone.now(), description="Aggregator confirmed fulfil success")
+    order.save()
 
 
 def order_expire_due(*, now: datetime | None = None) -> int:

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 PAYOUT_REVIEW_AFTER = timedelta(minutes=15)
 CHECK_BACKOFF_CAP = timedelta(seconds=60)
+SEND_GRACE = timedelta(seconds=30)
 
 
 class NoPspAvailable(order_services.OrderTransitionNotAllowed):
@@ -186,6 +187,8 @@ def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
         currency=order.currency,
         account_masked=mask_account(order.account_identifier),
         psp_institution=_psp_code(adapter.name, order.institution),
+        # The sweep sends it if the process dies between this commit and the send task (never NULL).
+        next_check_at=timezone.now() + SEND_GRACE,
     )
     description = "Payout approved" if order.status == OrderStatus.HELD else "Payout started"
     if actor is not None and order.approved_by_id is None:

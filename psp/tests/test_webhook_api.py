@@ -148,7 +148,7 @@ def test_the_psp_answer_is_kept_on_the_transfer_with_the_account_masked(
         post_webhook(client, body, webhook_signature(body=body, api_key=API_KEY))
 
     transfer.refresh_from_db()
-    stored = transfer.last_response
+    stored: Any = transfer.last_response
     assert stored["request"]["accountNumber"] == "******6789"
     assert stored["transaction"]["details"]["accountNumber"] == "******6789"
     assert stored["transaction"]["status"] == "successful"
