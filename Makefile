@@ -45,3 +45,9 @@ test: lint typecheck migrations-check test-sqlite test-postgres
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/static
+
+# Benchmarks (never part of `make test`): SQLite and PostgreSQL, ~10 min on 2 cores; BENCH_QUICK=1 for a
+# short smoke run. Prints a table against the targets and writes bench/results/latest.json.
+.PHONY: bench
+bench: $(STAMP)
+	scripts/with-postgres.sh $(BIN)/python -m bench

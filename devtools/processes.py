@@ -1,4 +1,8 @@
-"""Run the node as production does (gunicorn web + django-q2 worker) for end-to-end tests and benchmarks."""
+"""Run the node as production does (gunicorn web + django-q2 worker) for end-to-end tests and benchmarks.
+
+Also: restart or add workers (chaos tests kill -9 a worker's process group and start a new one), and
+read a process tree's memory from /proc (benchmarks).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -28,14 +32,61 @@ def free_port() -> int:
 class NodeProcesses:
     url: str
     web: subprocess.Popen[bytes]
-    worker: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes] | None
     log_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    extra_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_starts: int = 1
 
     def kill_worker(self) -> None:
         """kill -9 the worker's whole process group (the cluster and its children)."""
-        with _suppress_lookup():
-            os.killpg(self.worker.pid, signal.SIGKILL)
+        if self.worker is None:
+            return
+        _kill_group(self.worker, signal.SIGKILL)
         self.worker.wait(timeout=10)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start a (new) main worker; the previous one must be dead or stopped."""
+        self.worker_starts += 1
+        self.worker = start_worker(self.env, self.log_dir, name=f"worker-{self.worker_starts}")
+        return self.worker
+
+    def restart_worker(self) -> subprocess.Popen[bytes]:
+        """kill -9 the worker, then start a new one with the same environment."""
+        self.kill_worker()
+        return self.start_worker()
+
+    def stop_worker(self, timeout: float = 15.0) -> None:
+        """Stop the main worker gracefully (SIGTERM to its group), SIGKILL after ``timeout``."""
+        if self.worker is not None:
+            _stop(self.worker, timeout)
+            self.worker = None
+
+    def add_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """Start one more qcluster on the same database (several worker replicas)."""
+        process = start_worker(self.env, self.log_dir, name=name)
+        self.extra_workers.append(process)
+        return process
+
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in (self.worker, *self.extra_workers) if p is not None]
+
+    def wait_worker_ready(
+        self, process: subprocess.Popen[bytes] | None = None, timeout: float = 20.0
+    ) -> bool:
+        """Wait until the cluster has spawned its sentinel, pusher, monitor and worker processes."""
+        process = process or self.worker
+        if process is None:
+            return False
+        wanted = 4 + int(self.env.get("WORKER_PROCESSES", "2"))  # main, sentinel, pusher, monitor, workers
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            if len(process_tree(process.pid)) >= wanted:
+                return True
+            time.sleep(0.05)
+        return False
 
 
 class _suppress_lookup:
@@ -44,6 +95,20 @@ class _suppress_lookup:
 
     def __exit__(self, *exc: object) -> bool:
         return exc[0] is ProcessLookupError
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with _suppress_lookup():
+        os.killpg(process.pid, sig)
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    _kill_group(process, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def _spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -58,28 +123,41 @@ def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker") ->
 
 
 @contextmanager
-def run_node(env: Mapping[str, str], log_dir: Path, *, web_workers: int = 2) -> Iterator[NodeProcesses]:
-    """Start gunicorn and qcluster with ``env``; wait for /health; stop both (also on failure)."""
+def run_node(
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    web_workers: int = 2,
+    threads: int = 4,
+    access_log: bool = False,
+    with_worker: bool = True,
+) -> Iterator[NodeProcesses]:
+    """Start gunicorn and qcluster with ``env``; wait for /health; stop everything (also on failure).
+
+    ``access_log`` adds ``--access-logfile -`` (the Dockerfile and ``make run`` do); ``with_worker=False``
+    starts the web only (``NodeProcesses.start_worker()`` starts the worker later).
+    """
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
-    web = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "provision.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(web_workers),
-            "--threads",
-            "4",
-        ],
-        env,
-        log_dir / "web.log",
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "provision.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(web_workers),
+        "--threads",
+        str(threads),
+    ]
+    if access_log:
+        args += ["--access-logfile", "-"]
+    web = _spawn(args, env, log_dir / "web.log")
+    worker = start_worker(env, log_dir) if with_worker else None
+    node = NodeProcesses(
+        url=f"http://127.0.0.1:{port}", web=web, worker=worker, log_dir=log_dir, env=dict(env)
     )
-    worker = start_worker(env, log_dir)
-    node = NodeProcesses(url=f"http://127.0.0.1:{port}", web=web, worker=worker, log_dir=log_dir)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -93,13 +171,66 @@ def run_node(env: Mapping[str, str], log_dir: Path, *, web_workers: int = 2) -> 
             time.sleep(0.2)
         yield node
     finally:
-        for process in (node.worker, node.web):
-            with _suppress_lookup():
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in (node.worker, node.web):
+        processes = [*node.workers(), node.web]
+        for process in processes:
+            _kill_group(process, signal.SIGTERM)
+        for process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                with _suppress_lookup():
-                    os.killpg(process.pid, signal.SIGKILL)
+                _kill_group(process, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+# --- /proc: process trees and their memory ---------------------------------------------------------------
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may contain spaces: the fields after it are fixed.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants that are alive now."""
+    children = _children_map()
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        if Path(f"/proc/{current}").exists():
+            tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+@dataclass(frozen=True)
+class Memory:
+    processes: int
+    rss_kb: int
+    pss_kb: int
+
+
+def tree_memory(pid: int) -> Memory:
+    """Resident (RSS) and proportional (PSS) memory of a process tree, from /proc/<pid>/smaps_rollup."""
+    rss = pss = count = 0
+    for member in process_tree(pid):
+        try:
+            text = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        count += 1
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return Memory(processes=count, rss_kb=rss, pss_kb=pss)
