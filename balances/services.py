@@ -13,17 +13,20 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from balances import locks, selectors
 from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
+from balances.money import MONEY_DECIMAL_PLACES
 from provision.errors import Refused
 
 if TYPE_CHECKING:
     from orders.models import Order
 
 logger = logging.getLogger(__name__)
+
+
+MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
 
 
 class InsufficientBalance(Refused):
@@ -59,12 +62,16 @@ def _apply(
     reason: str = "",
 ) -> LedgerEntry:
     balance = _balance_for_update(currency)
+    # Computed in Decimal on the locked row, not with F(): SQLite does column arithmetic in floating point
+    # (1.60 + 1.99 - 1.60 - 1.99 != 0 there), and the row lock already makes read-modify-write safe.
+    total = (balance.total + total_delta).quantize(MONEY_QUANTUM)
+    reserved = (balance.reserved + reserved_delta).quantize(MONEY_QUANTUM)
     try:
+        if reserved < 0 or total < reserved:
+            raise IntegrityError("balance CHECK")  # the database constraint would refuse it too
         with transaction.atomic():
             Balance.objects.filter(pk=balance.pk).update(
-                total=F("total") + total_delta,
-                reserved=F("reserved") + reserved_delta,
-                updated_at=timezone.now(),
+                total=total, reserved=reserved, updated_at=timezone.now()
             )
     except IntegrityError:
         raise BalanceWouldGoNegative(
