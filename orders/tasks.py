@@ -17,6 +17,8 @@ from provision import scheduling
 logger = logging.getLogger(__name__)
 
 ACCEPT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+UNROUTABLE_CANCEL_AFTER = timedelta(minutes=5)
+NO_PSP_REASON = "No payout provider available"
 
 
 def order_process(*, order_pk: int) -> str:
@@ -57,8 +59,18 @@ def order_accept_settle(*, order_pk: int) -> str:
 
 
 def order_start_payout(*, order_pk: int) -> str:
+    from psp.services import NoPspAvailable
+
     try:
         return services.order_start_payout(order_pk=order_pk).status
+    except NoPspAvailable:
+        # Every PSP that could pay is unhealthy: wait a little (circuits half-open after a cooldown), then
+        # give the order back with a reason so the aggregator can reassign it inside its refund window.
+        order = Order.objects.get(pk=order_pk)
+        waited = timezone.now() - (order.accepted_at or order.updated_at)
+        if order.status == OrderStatus.ACCEPTED and waited > UNROUTABLE_CANCEL_AFTER:
+            return services.order_cancel(order_pk=order_pk, reason=NO_PSP_REASON, actor=None).status
+        return "waiting_for_psp"
     except services.OrderTransitionNotAllowed as exc:
         logger.info("payout.start_skipped", extra={"order_pk": order_pk, "reason": exc.message})
         return "skipped"

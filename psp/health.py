@@ -40,7 +40,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from provision import metrics
-from psp.base import PspAdapter, PspError, PspUnavailable
+from psp.base import FailureReason, PspAdapter, PspError, PspUnavailable
 from psp.models import CircuitState, PspCircuit, Transfer, TransferStatus
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ FAILURE_MIN_SHARE = Decimal("0.30")
 """From this share of failures among the window's attempts on, the PSP gets no new payouts until enough
 failures age out of the window. Attempts are the Transfer rows created in the window, whatever their state."""
 FAILURE_STATES = (TransferStatus.FAILED, TransferStatus.REJECTED)
+# An invalid recipient account is the recipient's fault, not the PSP's (the aggregator treats "Invalid
+# recipient bank details" the same way): such refusals never count against a PSP.
 
 CALL_OK = "ok"
 CALL_REJECTED = "rejected"
@@ -113,7 +115,12 @@ def psp_health(*, psps: Iterable[str], now: datetime | None = None) -> dict[str,
         row["psp"]: row
         for row in Transfer.objects.filter(psp__in=names, created_at__gte=now - FAILURE_WINDOW)
         .values("psp")
-        .annotate(attempts=Count("pk"), failures=Count("pk", filter=Q(status__in=FAILURE_STATES)))
+        .annotate(
+            attempts=Count("pk"),
+            failures=Count(
+                "pk", filter=Q(status__in=FAILURE_STATES) & ~Q(failure_reason=FailureReason.RECIPIENT_INVALID)
+            ),
+        )
         .order_by()
     }
     health = {}

@@ -52,3 +52,28 @@ def test_outbox_lists_undelivered_rows_and_replays_and_abandons() -> None:
 def test_outbox_unknown_row_is_a_clear_error() -> None:
     with pytest.raises(CommandError, match="no outbox row 999"):
         run("outbox", "replay", "999")
+
+
+def test_accepted_order_no_psp_can_take_is_cancelled_after_five_minutes() -> None:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from balances import services as balance_services
+    from orders import services, tasks
+    from orders.models import Order
+    from psp.models import PspCircuit
+
+    balance_services.balance_credit(currency="NGN", amount=Decimal("10000"), reason="funds")
+    order = OrderFactory.create()
+    services.order_decide(order_pk=order.pk)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.ACCEPTED, accepted_at=timezone.now())
+    PspCircuit.objects.create(psp="sandbox", state="open", consecutive_failures=5, opened_at=timezone.now())
+
+    assert tasks.order_start_payout(order_pk=order.pk) == "waiting_for_psp"
+    Order.objects.filter(pk=order.pk).update(accepted_at=timezone.now() - timedelta(minutes=6))
+    assert tasks.order_start_payout(order_pk=order.pk) == OrderStatus.CANCELLED
+
+    order.refresh_from_db()
+    assert order.cancel_reason == "No payout provider available"

@@ -117,3 +117,10 @@ def test_health_reports_the_window_counts(lenco_then_sandbox: HTTPServer) -> Non
     assert state["lenco"] == health.PspHealth(psp="lenco", attempts=5, failures=2)
     assert state["sandbox"] == health.PspHealth(psp="sandbox")
     assert (state["lenco"].failing, state["lenco"].takes_new_payouts) == (False, True)
+
+
+def test_invalid_recipient_refusals_never_count_against_the_psp(lenco_then_sandbox: HTTPServer) -> None:
+    recent_transfers("lenco", R, R, R, S, S)
+    Transfer.objects.filter(status=R).update(failure_reason="recipient_invalid")
+
+    assert routed() == ["lenco", "sandbox"]

@@ -24,4 +24,9 @@ class Command(BaseCommand):
                 name=name,
                 defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
             )
+        # One pass now: offers received just before a restart must not wait for the first scheduled
+        # sweep (the aggregator's accept window is 30 s).
+        from django_q.tasks import async_task
+
+        async_task("orders.tasks.sweep", task_name="sweep_at_start")
         self.stdout.write(f"schedules ready: {', '.join(sorted(wanted))}")
