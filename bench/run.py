@@ -50,7 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench import counters, load
 from devtools.aggregator_sim import AggregatorSimulator
-from devtools.processes import ROOT, NodeProcesses, run_node, tree_memory
+from devtools.processes import ROOT, NodeProcesses, run_node, tree_cpu_seconds, tree_memory
 
 CLIENT_ID = "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b"
 SECRET = "E8U4m3tmfP2DIlnFUAa-0dBpUcU-t9WmQByKOqBGPjw="  # noqa: S105  (a local test key, as in test settings)
@@ -300,6 +300,7 @@ def run_intake(node: NodeProcesses, config: Config) -> dict[str, Any]:
     points: dict[str, dict[str, Any]] = {name: {} for name in factories}
     for concurrency in config.concurrency:
         for name, make in factories.items():
+            cpu_before = tree_cpu_seconds(node.web.pid)
             result = load.closed_loop(
                 name=name,
                 host=host,
@@ -310,7 +311,11 @@ def run_intake(node: NodeProcesses, config: Config) -> dict[str, Any]:
                 warmup=config.intake_warmup,
                 max_requests=20_000,
             )
+            cpu = tree_cpu_seconds(node.web.pid) - cpu_before
             points[name][str(concurrency)] = result.as_dict()
+            # Web CPU per request (warm-up included in both): stable under a noisy neighbour, unlike req/s.
+            sent = result.requests * (config.intake_seconds + config.intake_warmup) / config.intake_seconds
+            points[name][str(concurrency)]["web_cpu_ms_per_request"] = round(cpu * 1000 / max(sent, 1), 2)
             latency = result.as_dict()["latency_ms"]
             log(
                 f"intake {name:<11} c={concurrency:<3} {result.throughput:7.1f} req/s "
@@ -323,7 +328,16 @@ def run_intake(node: NodeProcesses, config: Config) -> dict[str, Any]:
             name: round(points[name][str(concurrency)]["throughput_rps"] / floor, 3) if floor else None
             for name in ("new_order", "seed_orders")
         }
-    return {"points": points, "ratio_to_floor": ratios}
+    cpu_ratios = {}
+    for concurrency in config.concurrency:
+        floor_cpu = points["floor"][str(concurrency)]["web_cpu_ms_per_request"]
+        cpu_ratios[str(concurrency)] = {
+            name: round(floor_cpu / points[name][str(concurrency)]["web_cpu_ms_per_request"], 3)
+            if points[name][str(concurrency)]["web_cpu_ms_per_request"]
+            else None
+            for name in ("new_order", "seed_orders")
+        }
+    return {"points": points, "ratio_to_floor": ratios, "cpu_ratio_to_floor": cpu_ratios}
 
 
 class TxStatusPoller:
@@ -441,7 +455,9 @@ def _by_statement(before: dict[str, Any], after: dict[str, Any], n: int) -> dict
     return out
 
 
-def run_per_order(sim: AggregatorSimulator, db: Database, stats_dir: Path, config: Config) -> dict[str, Any]:
+def run_per_order(
+    sim: AggregatorSimulator, db: Database, stats_dir: Path, config: Config, node: NodeProcesses
+) -> dict[str, Any]:
     statements = False
     with suppress(Exception):
         statements = db.statements_available()
@@ -453,14 +469,23 @@ def run_per_order(sim: AggregatorSimulator, db: Database, stats_dir: Path, confi
     idle_commits_after = db.xact_commit()
     idle = _delta(idle_after, idle_before)
 
+    def cpu() -> tuple[float, float]:
+        worker = node.worker.pid if node.worker else node.web.pid
+        return tree_cpu_seconds(node.web.pid), tree_cpu_seconds(worker)
+
+    idle_cpu = cpu()
+    time.sleep(2.0)
+    idle_cpu_rate = [(b - a) / 2.0 for a, b in zip(idle_cpu, cpu(), strict=True)]
     start = _snapshot(db, stats_dir, statements)
     commits_start = db.xact_commit()
+    cpu_start = cpu()
     ids = []
     t0 = time.monotonic()
     for i in range(config.batch_orders):
         _sleep_until(t0 + i / 10.0)
         ids.append(_offer(sim))
     quiet = _quiet(db, sim, ids, timeout=60)
+    cpu_end = cpu()
     time.sleep(0.6)  # let every process flush its counts
     end = _snapshot(db, stats_dir, statements)
     batch = _delta(end, start)
@@ -489,6 +514,10 @@ def run_per_order(sim: AggregatorSimulator, db: Database, stats_dir: Path, confi
         per_order["pg_xact_commit_raw"] = round((commits_end - commits_start) / n, 2)
         per_order["pg_xact_commit"] = round((commits_end - commits_start - idle_rate_s * elapsed) / n, 2)
     per_order["pg_stat_statements"] = statements
+    elapsed = end["at"] - start["at"]
+    for i, role in enumerate(("web", "worker")):
+        used = cpu_end[i] - cpu_start[i] - idle_cpu_rate[i] * elapsed
+        per_order[f"{role}_cpu_ms"] = round(used * 1000 / n, 1)
     per_order["statements_by_table"] = _by_statement(start, end, n)
     log(f"per order: {json.dumps(per_order)}")
     return per_order
@@ -614,7 +643,7 @@ def run_backend(kind: str, config: Config) -> dict[str, Any]:
                 if not node.wait_worker_ready():
                     raise RuntimeError("the worker did not start")
                 memory.watch("worker", worker.pid)
-                result["per_order"] = run_per_order(sim, db, stats_dir, config)
+                result["per_order"] = run_per_order(sim, db, stats_dir, config, node)
                 poller = TxStatusPoller(sim, node.url).start()
                 try:
                     result["e2e"] = {
@@ -667,6 +696,11 @@ def figures(run: dict[str, Any]) -> dict[str, Any]:
         "tx_status_p95_ms": _get(run, "tx_status", "latency_ms", "p95"),
         "peak_memory_mb": _get(run, "memory_peak", "total_pss_mb"),
         "peak_rss_mb": _get(run, "memory_peak", "total_rss_mb"),
+        "intake_cpu_ratio_c8": _get(run, "intake", "cpu_ratio_to_floor", "8", "new_order"),
+        "new_order_cpu_ms_c8": _get(run, "intake", "points", "new_order", "8", "web_cpu_ms_per_request"),
+        "floor_cpu_ms_c8": _get(run, "intake", "points", "floor", "8", "web_cpu_ms_per_request"),
+        "worker_cpu_ms_per_order": _get(run, "per_order", "worker_cpu_ms"),
+        "web_cpu_ms_per_order": _get(run, "per_order", "web_cpu_ms"),
         "queries_per_order": _get(run, "per_order", "queries"),
         "commits_per_order": _get(run, "per_order", "commits"),
         "write_transactions_per_order": _get(run, "per_order", "write_transactions"),
@@ -688,6 +722,9 @@ ROWS = [
     ("seed_ratio_c8", "seed /orders throughput / floor (c=8)", "-"),
     ("new_order_rps_c8", "/new_order req/s (c=8)", "-"),
     ("floor_rps_c8", "floor req/s (c=8)", "-"),
+    ("intake_cpu_ratio_c8", "floor CPU / /new_order CPU per request (c=8)", "(>= 0.8)"),
+    ("new_order_cpu_ms_c8", "web CPU ms per /new_order (c=8)", "-"),
+    ("floor_cpu_ms_c8", "web CPU ms per floor request (c=8)", "-"),
     ("new_order_p99_c8_ms", "/new_order p99 ms (c=8)", "< 50"),
     ("offer_to_accept_p95_20_ms", "offer->accept p95 ms at 20/s", "< 1000"),
     ("offer_to_fulfilled_p95_20_ms", "offer->fulfilled reported p95 ms at 20/s", "< 2000"),
@@ -697,6 +734,8 @@ ROWS = [
     ("tx_status_p95_ms", "/tx_status p95 ms while orders flow", "< 20"),
     ("peak_memory_mb", "web + worker peak PSS MB", "< 250"),
     ("peak_rss_mb", "web + worker peak RSS MB", "-"),
+    ("worker_cpu_ms_per_order", "worker CPU ms per order (10 orders/s)", "-"),
+    ("web_cpu_ms_per_order", "web CPU ms per order (10 orders/s)", "-"),
     ("queries_per_order", "SQL statements per order (web + worker)", "-"),
     ("commits_per_order", "explicit commits per order (atomic blocks)", "-"),
     ("write_transactions_per_order", "write transactions per order (PostgreSQL xids)", "-"),

@@ -234,3 +234,17 @@ def tree_memory(pid: int) -> Memory:
             elif line.startswith("Pss:"):
                 pss += int(line.split()[1])
     return Memory(processes=count, rss_kb=rss, pss_kb=pss)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by the live processes of a tree, from /proc/<pid>/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
