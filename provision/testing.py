@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 
 from provision import canonical_json, signing
@@ -33,3 +36,28 @@ def post_hmac(
     )
     header = f"HMAC {client_id or settings.AGGREGATOR_CLIENT_ID}:{signature}"
     return client.generic("POST", path, data=body, content_type="application/json", HTTP_AUTHORIZATION=header)
+
+
+def run_together(calls: list[Callable[[], Any]], *, timeout: float = 60) -> list[Any]:
+    """Start every call at the same moment, each in its own thread with its own database connection.
+
+    Returns each call's result, or the exception it raised, in order.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def runner(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as exc:  # the caller inspects what each call got
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results

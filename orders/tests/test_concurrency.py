@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 import pytest
-from django.db import connection
 
 from balances import selectors as balance_selectors
 from balances import services as balance_services
@@ -17,32 +13,11 @@ from balances.models import EntryKind, LedgerEntry
 from orders import services
 from orders.models import Order, OrderStatus
 from orders.tests.factories import OrderFactory
+from provision.testing import run_together
 from psp import services as psp_services
 from psp.models import SandboxPayout, Transfer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Start every call at the same moment, each in its own thread with its own connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def runner(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # the test inspects what each caller got
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_concurrent_accepts_never_oversell_the_balance() -> None:

@@ -4,17 +4,15 @@ ever keeps NEW payouts away; look-ups of in-flight transfers still go to their o
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
 from orders.models import OrderStatus
+from provision.testing import run_together
 from psp import health, services, tasks
 from psp.models import CircuitState, PspCircuit, SandboxPayout, TransferStatus
 from psp.tests.helpers import (
@@ -216,26 +214,6 @@ def test_circuit_reset_closes_an_open_circuit() -> None:
     health.circuit_reset(psp="lenco")
 
     assert circuit() == (CircuitState.CLOSED, 0)
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Start every call at the same moment, each in its own thread with its own connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def runner(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 @pytest.mark.postgres
