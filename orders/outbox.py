@@ -1,8 +1,9 @@
 """The outbox: calls the node owes the aggregator, stored with the state change that implies them.
 
-Writing (``outbox_enqueue*``) happens inside the caller's transaction; a kick to the worker is sent on
-commit. Delivery (``outbox_deliver_due``) claims due rows with ``skip_locked`` and a lease, commits,
-calls the aggregator with no lock held, then records the answer in a new transaction. A crash between
+Writing (``outbox_enqueue*``) happens inside the caller's transaction, and so does the one kick to the
+worker that the transaction needs (``provision.queue``); an order's own pipeline delivers its rows
+itself. Delivery (``outbox_deliver_due``) claims due rows with ``skip_locked`` and a lease, commits, calls
+the aggregator with no lock held, then records the answer in a new transaction. A crash between
 the two leaves the lease to expire and the row is sent again: at-least-once, and every call we make is
 idempotent on the aggregator's side (same txId, same reason).
 
@@ -26,6 +27,7 @@ from django.utils import timezone
 from orders import locks
 from orders.clients.aggregator import AggregatorClient, AggregatorConfig, AggregatorError
 from orders.models import Order, OutboxKind, OutboxMessage, OutboxStatus
+from provision import queue
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +36,13 @@ BACKOFF_BASE_SECONDS = 1.0
 
 
 def _kick() -> None:
-    from django_q.tasks import async_task
-
-    async_task(
-        "orders.tasks.outbox_deliver_due", task_name="outbox_deliver_due", q_options={"ack_failure": True}
+    """One delivery run per transaction, queued with it (``provision.queue``); none while a pipeline runs."""
+    queue.enqueue(
+        "orders.tasks.outbox_deliver_due",
+        task_name="outbox_deliver_due",
+        deferrable=True,
+        once_per_transaction=True,
+        q_options={"ack_failure": True},
     )
 
 
@@ -56,7 +61,7 @@ def outbox_enqueue(
             )
     except IntegrityError:
         return OutboxMessage.objects.get(dedupe_key=dedupe_key)
-    transaction.on_commit(_kick)
+    _kick()
     return message
 
 
@@ -78,8 +83,10 @@ def _backoff(attempts: int, retry_after: float | None) -> timedelta:
     return timedelta(seconds=max(delay, 0.5))
 
 
-def _claim(now: datetime) -> OutboxMessage | None:
-    """Take one due row, respecting per-order order (pending fulfil before success), under a lease."""
+def _claim(now: datetime, *, order_pk: int | None = None, kind: str | None = None) -> OutboxMessage | None:
+    """Take one due row, respecting per-order order (pending fulfil before success), under a lease.
+
+    ``order_pk`` / ``kind`` narrow the choice to one order's rows or one kind of row."""
     earlier_pending = OutboxMessage.objects.filter(
         order=OuterRef("order"), status=OutboxStatus.PENDING, pk__lt=OuterRef("pk")
     )
@@ -88,6 +95,7 @@ def _claim(now: datetime) -> OutboxMessage | None:
             locks.outbox_locked()
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
             .filter(Q(order__isnull=True) | ~Exists(earlier_pending))
+            .filter(**_narrowed(order_pk, kind))
             .first()
         )
         if message is None:
@@ -96,6 +104,15 @@ def _claim(now: datetime) -> OutboxMessage | None:
         message.next_attempt_at = now + LEASE
         message.save(update_fields=["attempts", "next_attempt_at"])
         return message
+
+
+def _narrowed(order_pk: int | None, kind: str | None) -> dict[str, object]:
+    lookups: dict[str, object] = {}
+    if order_pk is not None:
+        lookups["order_id"] = order_pk
+    if kind is not None:
+        lookups["kind"] = kind
+    return lookups
 
 
 def _payload_for(message: OutboxMessage) -> dict[str, object]:
@@ -115,9 +132,15 @@ def _payload_for(message: OutboxMessage) -> dict[str, object]:
     }
 
 
-def outbox_deliver_one(*, client: AggregatorClient | None = None, now: datetime | None = None) -> bool:
-    """Claim and deliver one due row. Returns False when nothing is due."""
-    message = _claim(now or timezone.now())
+def outbox_deliver_one(
+    *,
+    client: AggregatorClient | None = None,
+    now: datetime | None = None,
+    order_pk: int | None = None,
+    kind: str | None = None,
+) -> bool:
+    """Claim and deliver one due row (of ``order_pk`` / ``kind`` when given). False when nothing is due."""
+    message = _claim(now or timezone.now(), order_pk=order_pk, kind=kind)
     if message is None:
         return False
     client = client or AggregatorClient(AggregatorConfig.from_settings())
@@ -126,7 +149,7 @@ def outbox_deliver_one(*, client: AggregatorClient | None = None, now: datetime 
     except AggregatorError as exc:
         _record_failure(message.pk, exc)
         return True
-    _record_delivery(message.pk, answer.status_code)
+    _record_delivery(message_id=message.pk, order_pk=message.order_id, status_code=answer.status_code)
     return True
 
 
@@ -160,10 +183,9 @@ def _record_failure(message_id: int, exc: AggregatorError) -> None:
         message.save(update_fields=["last_status_code", "last_error", "next_attempt_at", "status"])
 
 
-def _record_delivery(message_id: int, status_code: int) -> None:
+def _record_delivery(*, message_id: int, order_pk: int | None, status_code: int) -> None:
     """Mark the row delivered; a delivered fulfil ``success`` moves its paid order to fulfilled in the same
     transaction (so a crash can never leave a reported order stuck in ``paid``). Locks the order first."""
-    order_pk = OutboxMessage.objects.values_list("order_id", flat=True).get(pk=message_id)
     with transaction.atomic():
         order = locks.order_locked().get(pk=order_pk) if order_pk else None
         message = OutboxMessage.objects.select_for_update().get(pk=message_id)
@@ -193,24 +215,31 @@ def _record_delivery(message_id: int, status_code: int) -> None:
 
 
 def outbox_deliver_due(
-    *, limit: int = 200, client: AggregatorClient | None = None, now: Callable[[], datetime] = timezone.now
+    *,
+    limit: int = 200,
+    client: AggregatorClient | None = None,
+    now: Callable[[], datetime] = timezone.now,
+    order_pk: int | None = None,
+    kind: str | None = None,
 ) -> int:
-    """Deliver due rows until none is due or ``limit`` is reached; return how many were attempted."""
+    """Deliver due rows (of ``order_pk`` / ``kind`` when given) until none is due or ``limit`` is reached;
+    return how many were attempted."""
     client = client or AggregatorClient(AggregatorConfig.from_settings())
     done = 0
-    while done < limit and outbox_deliver_one(client=client, now=now()):
+    while done < limit and outbox_deliver_one(client=client, now=now(), order_pk=order_pk, kind=kind):
         done += 1
     return done
 
 
-def outbox_next_due_at() -> datetime | None:
-    row = (
-        OutboxMessage.objects.filter(status=OutboxStatus.PENDING)
-        .order_by("next_attempt_at")
-        .values_list("next_attempt_at", flat=True)
-        .first()
-    )
-    return row
+def outbox_next_due_at(*, order_pk: int | None = None) -> datetime | None:
+    """When the next pending row is due, or None when nothing is pending. For one order, that is its
+    oldest pending row (the rows after it wait for it, whatever their own time)."""
+    pending = OutboxMessage.objects.filter(status=OutboxStatus.PENDING)
+    if order_pk is not None:
+        pending = pending.filter(order_id=order_pk).order_by("pk")
+    else:
+        pending = pending.order_by("next_attempt_at")
+    return pending.values_list("next_attempt_at", flat=True).first()
 
 
 @transaction.atomic
@@ -220,7 +249,7 @@ def outbox_replay(*, message_id: int) -> OutboxMessage:
     message.status = OutboxStatus.PENDING
     message.next_attempt_at = timezone.now()
     message.save(update_fields=["status", "next_attempt_at"])
-    transaction.on_commit(_kick)
+    _kick()
     return message
 
 

@@ -2,9 +2,10 @@
 
 Views, admin actions, tasks and commands call these. Each entry point runs in one transaction that
 locks the order row first (``orders.locks.order_locked``), checks the transition on the locked row,
-writes the ledger entries and outbox rows the transition implies, and kicks the worker on commit.
-No function here calls out over HTTP while it holds a lock: the accept call happens between two
-transactions (``order_accept_with_aggregator``), and payouts are sent by ``psp.services``.
+writes the ledger entries and outbox rows the transition implies, and queues the worker's next task in
+the same transaction (``provision.queue``). No function here calls out over HTTP while it holds a lock:
+the accept call happens between two transactions (``order_accept_with_aggregator``), and payouts are
+sent by ``psp.services``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +35,7 @@ from orders.clients.aggregator import (
     fulfil_payload,
 )
 from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind, ReviewListEntry
+from provision import queue
 from provision.errors import Conflict, NotFound
 from provision.models import NodeControl
 
@@ -85,9 +86,7 @@ class Offer:
 
 
 def _kick_process(order_pk: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("orders.tasks.order_process", order_pk=order_pk, task_name=f"order_process:{order_pk}")
+    queue.enqueue("orders.tasks.order_process", order_pk=order_pk, task_name=f"order_process:{order_pk}")
 
 
 def order_receive(*, offer: Offer) -> tuple[Order, bool]:
@@ -114,7 +113,7 @@ def order_receive(*, offer: Offer) -> tuple[Order, bool]:
                 memo=offer.memo,
                 accept_deadline=offer.accept_deadline,
             )
-            transaction.on_commit(partial(_kick_process, order.pk))
+            _kick_process(order.pk)  # queued in this transaction: never an order without its task
     except IntegrityError:
         existing = Order.objects.filter(order_id=offer.order_id).first()
         if existing is None:
@@ -345,15 +344,18 @@ def order_apply_accepted(*, order_pk: int, accepted: AcceptedOrder, now: datetim
         )
         order.save()
     else:
-        transaction.on_commit(partial(_kick_payout, order.pk))
+        _kick_payout(order.pk)
     logger.info("order.accepted", extra={"order_id": order.order_id, "status": order.status})
     return order
 
 
 def _kick_payout(order_pk: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("orders.tasks.order_start_payout", order_pk=order_pk, task_name=f"order_payout:{order_pk}")
+    queue.enqueue(
+        "orders.tasks.order_start_payout",
+        order_pk=order_pk,
+        task_name=f"order_payout:{order_pk}",
+        deferrable=True,
+    )
 
 
 @transaction.atomic(durable=True)

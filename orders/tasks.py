@@ -22,11 +22,10 @@ NO_PSP_REASON = "No payout provider available"
 
 
 def order_process(*, order_pk: int) -> str:
-    """Decide, reserve and accept a received order within the aggregator's window."""
-    order = services.order_decide(order_pk=order_pk)
-    if order.status == OrderStatus.ACCEPTING:
-        order = order_accept(order_pk=order_pk)
-    return order.status
+    """Carry a received order along its automatic path as far as it goes now (``orders.pipeline``)."""
+    from orders import pipeline
+
+    return pipeline.order_advance(order_pk=order_pk)
 
 
 def order_accept(*, order_pk: int) -> Order:
@@ -150,4 +149,15 @@ def purge_used_signatures() -> int:
 
     cutoff = timezone.now() - timedelta(seconds=settings.HMAC_TIMESTAMP_AGE + settings.HMAC_FUTURE_SKEW + 60)
     deleted, _ = UsedSignature.objects.filter(seen_at__lt=cutoff).delete()
+    return deleted
+
+
+TASK_RESULTS_MAX_AGE = timedelta(days=1)
+
+
+def purge_task_results() -> int:
+    """Delete successful task results older than a day (the worker heartbeat only needs the newest)."""
+    from django_q.models import Success
+
+    deleted, _ = Success.objects.filter(stopped__lt=timezone.now() - TASK_RESULTS_MAX_AGE).delete()
     return deleted

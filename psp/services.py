@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -31,6 +30,7 @@ from balances.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 from orders import locks as order_locks
 from orders import services as order_services
 from orders.models import Order, OrderStatus
+from provision import queue
 from provision.logging import mask_account, redact_payload
 from psp import health, registry
 from psp.base import (
@@ -109,9 +109,12 @@ def psp_can_pay(
 
 
 def _kick_send(transfer_pk: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("psp.tasks.transfer_send", transfer_pk=transfer_pk, task_name=f"transfer_send:{transfer_pk}")
+    queue.enqueue(
+        "psp.tasks.transfer_send",
+        transfer_pk=transfer_pk,
+        task_name=f"transfer_send:{transfer_pk}",
+        deferrable=True,
+    )
 
 
 def _tried_psps(order: Order) -> list[str]:
@@ -195,7 +198,7 @@ def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
         order.approved_by = actor  # type: ignore[assignment]
     order.start_payout(psp=adapter.name, by=actor, description=f"{description} via {adapter.name}")
     order.save()
-    transaction.on_commit(partial(_kick_send, transfer.pk))
+    _kick_send(transfer.pk)
     logger.info(
         "payout.started",
         extra={"order_id": order.order_id, "psp": adapter.name, "reference": transfer.reference},
@@ -356,7 +359,7 @@ def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfe
     if next_psps and error.reason != "recipient_invalid":
         order.payout_refused(description=f"{transfer.psp} refused: {error.message[:200]}; failing over")
         order.save()
-        transaction.on_commit(partial(order_services._kick_payout, order.pk))
+        order_services._kick_payout(order.pk)
         return transfer
     reason = (
         "Invalid recipient bank details"

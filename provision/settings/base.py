@@ -424,7 +424,10 @@ Q_CLUSTER = {
     "poll": 0.2,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 1000,
+    # Keep every result (0): django-q2's own pruning (a positive limit) reads and locks all stored results on
+    # every save. Successful results older than TASK_RESULTS_MAX_AGE are purged hourly instead
+    # (orders.tasks.purge_task_results); failures stay until staff delete them.
+    "save_limit": 0,
     "label": "Worker tasks",
 }
 

@@ -1,0 +1,158 @@
+"""One worker task carries an order from received to fulfilled; tasks are queued with the transaction
+that makes them necessary. These tests run django-q2 unsynchronised (as in production), so what is
+queued can be read from the ORM broker's table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from django_q.models import OrmQ, Success
+from django_q.signing import SignedPackage
+
+from orders import outbox, services, tasks
+from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
+from orders.tests.conftest import AggregatorFake, accept_data
+from orders.tests.factories import OrderFactory
+from provision import queue
+from psp.models import SandboxPayout
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def unsynced(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    settings.PSP = ["sandbox"]
+
+
+def queued() -> list[tuple[str, dict[str, Any]]]:
+    tasks_ = [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
+    return [(task["func"], task["kwargs"]) for task in tasks_]
+
+
+def offer(order_id: str = "5f8a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b") -> services.Offer:
+    return services.Offer(
+        order_id=order_id,
+        flavour="new_order",
+        amount=Decimal("3750"),
+        currency="NGN",
+        institution="ABNGNGLA",
+        accept_deadline=timezone.now() + timedelta(seconds=30),
+    )
+
+
+def test_a_received_order_is_stored_with_exactly_one_queued_task_to_process_it(unsynced: None) -> None:
+    order, created = services.order_receive(offer=offer())
+
+    assert created
+    assert queued() == [("orders.tasks.order_process", {"order_pk": order.pk})]
+
+
+def test_a_task_queued_in_a_transaction_that_rolls_back_is_not_queued(unsynced: None) -> None:
+    seen_inside: list[object] = []
+
+    def business_write_that_fails() -> None:
+        with transaction.atomic():
+            queue.enqueue("orders.tasks.sweep", task_name="sweep")
+            seen_inside.extend(queued())  # written in this transaction, not by an on-commit hook
+            raise RuntimeError("the business write failed")
+
+    with pytest.raises(RuntimeError):
+        business_write_that_fails()
+
+    assert seen_inside == [("orders.tasks.sweep", {})]
+
+    assert queued() == []
+
+
+def test_one_delivery_run_is_queued_for_every_outbox_row_written_in_one_transaction(unsynced: None) -> None:
+    order = OrderFactory.create()
+    with transaction.atomic():
+        for status in ("pending", "success"):
+            outbox.outbox_enqueue(
+                kind=OutboxKind.FULFIL,
+                dedupe_key=f"fulfil:{order.order_id}:{status}",
+                path=f"orders/{order.order_id}/fulfill",
+                payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": status},
+                order=order,
+            )
+        outbox.outbox_enqueue_balance_report(currency="NGN")
+
+    assert queued() == [("orders.tasks.outbox_deliver_due", {})]
+
+
+def test_one_task_takes_an_order_from_received_to_fulfilled_and_queues_nothing_more(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order, _ = services.order_receive(offer=offer())
+    OrmQ.objects.all().delete()  # the worker has taken the intake's task
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
+    aggregator.on("/v1/provider/balances", 200)
+
+    status = tasks.order_process(order_pk=order.pk)
+
+    assert status == OrderStatus.FULFILLED
+    assert queued() == []
+    fulfils = [p["validationStatus"] for path, p in aggregator.calls if path.endswith("/fulfill")]
+    assert fulfils == ["pending", "success"]
+    assert SandboxPayout.objects.count() == 1
+    assert not OutboxMessage.objects.filter(order=order).exclude(status=OutboxStatus.DELIVERED).exists()
+
+
+def test_a_task_run_again_after_its_order_is_done_changes_nothing(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order, _ = services.order_receive(offer=offer())
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
+    aggregator.on("/v1/provider/balances", 200)
+    tasks.order_process(order_pk=order.pk)
+    calls = len(aggregator.calls)
+
+    assert tasks.order_process(order_pk=order.pk) == OrderStatus.FULFILLED
+    assert len(aggregator.calls) == calls
+    assert SandboxPayout.objects.count() == 1
+
+
+def test_when_the_aggregator_is_down_the_task_stops_and_schedules_the_outbox_retry(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    from django_q.models import Schedule
+
+    order, _ = services.order_receive(offer=offer())
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
+    aggregator.on("/v1/provider/balances", 200)
+
+    assert tasks.order_process(order_pk=order.pk) == OrderStatus.PAID
+
+    pending = OutboxMessage.objects.get(order=order, dedupe_key__endswith=":pending")
+    assert pending.status == OutboxStatus.PENDING
+    assert pending.attempts == 1
+    retry = Schedule.objects.get(name="outbox_retry")
+    assert retry.func == "orders.tasks.outbox_deliver_due"
+    assert retry.next_run >= pending.next_attempt_at - timedelta(seconds=1)
+
+
+def test_successful_task_results_older_than_a_day_are_purged_and_newer_ones_kept(db: None) -> None:
+    now = timezone.now()
+    for name, age in (("old", timedelta(days=2)), ("new", timedelta(hours=1))):
+        Success.objects.create(
+            id=name * 4,
+            name=name,
+            func="orders.tasks.sweep",
+            started=now - age,
+            stopped=now - age,
+            success=True,
+        )
+
+    assert tasks.purge_task_results() == 1
+    assert list(Success.objects.values_list("name", flat=True)) == ["new"]
