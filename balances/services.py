@@ -60,26 +60,22 @@ def _apply(
     actor: AbstractBaseUser | None = None,
     psp: str = "",
     reason: str = "",
+    balance: Balance | None = None,
 ) -> LedgerEntry:
-    balance = _balance_for_update(currency)
+    """Move the balance and write its ledger entry. ``balance``: the row, already locked by the caller."""
+    balance = balance or _balance_for_update(currency)
     # Computed in Decimal on the locked row, not with F(): SQLite does column arithmetic in floating point
     # (1.60 + 1.99 - 1.60 - 1.99 != 0 there), and the row lock already makes read-modify-write safe.
     total = (balance.total + total_delta).quantize(MONEY_QUANTUM)
     reserved = (balance.reserved + reserved_delta).quantize(MONEY_QUANTUM)
-    try:
-        if reserved < 0 or total < reserved:
-            raise IntegrityError("balance CHECK")  # the database constraint would refuse it too
-        with transaction.atomic():
-            Balance.objects.filter(pk=balance.pk).update(
-                total=total, reserved=reserved, updated_at=timezone.now()
-            )
-    except IntegrityError:
+    if reserved < 0 or total < reserved:  # the table's CHECK constraints, asked before writing anything
         raise BalanceWouldGoNegative(
             f"This change would make the {currency} balance negative",
             currency=currency,
             total=str(balance.total),
             reserved=str(balance.reserved),
-        ) from None
+        )
+    Balance.objects.filter(pk=balance.pk).update(total=total, reserved=reserved, updated_at=timezone.now())
     entry = LedgerEntry.objects.create(
         balance=balance,
         kind=kind,
@@ -91,7 +87,7 @@ def _apply(
         psp=psp,
         reason=reason[:255],
     )
-    balance.refresh_from_db(fields=["total", "reserved"])
+    balance.total, balance.reserved = total, reserved
     _check_threshold(balance)
     return entry
 
@@ -133,6 +129,7 @@ def balance_reserve(*, order: Order) -> LedgerEntry:
         reserved_delta=order.amount,
         order=order,
         reason="order accepted",
+        balance=balance,
     )
 
 

@@ -62,7 +62,8 @@ def _configure(db: str, workdir: Path) -> None:
             "PSP": "sandbox",
             "SANDBOX_BALANCES": f"NGN:{FUNDS}",
             "SANDBOX_LATENCY_SECONDS": "0",
-            "LOG_LEVEL": "warning",
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info"),  # as the bench runs the node
+            "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
         }
     )
 

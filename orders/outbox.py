@@ -18,10 +18,11 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from orders import locks
@@ -35,43 +36,76 @@ LEASE = timedelta(seconds=60)
 BACKOFF_BASE_SECONDS = 1.0
 
 
-def _kick() -> None:
-    """One delivery run per transaction, queued with it (``provision.queue``); none while a pipeline runs."""
+def _kick(at: datetime | None = None) -> None:
+    """One delivery run per transaction, queued with it (``provision.queue``); none while a pipeline runs,
+    unless the row is not due yet (``at``): the pipeline will be gone by then, so that run is queued."""
     queue.enqueue(
         "orders.tasks.outbox_deliver_due",
-        task_name="outbox_deliver_due",
-        deferrable=True,
+        task_name="outbox_deliver_due" if at is None else "outbox_deliver_later",
+        deferrable=at is None,
         once_per_transaction=True,
+        at=at,
         q_options={"ack_failure": True},
     )
 
 
 def outbox_enqueue(
-    *, kind: str, dedupe_key: str, path: str, payload: Mapping[str, object], order: Order | None = None
+    *,
+    kind: str,
+    dedupe_key: str,
+    path: str,
+    payload: Mapping[str, object],
+    order: Order | None = None,
+    delay: timedelta | None = None,
+    absent: bool = False,
 ) -> OutboxMessage:
-    """Store a call for delivery (idempotent on ``dedupe_key``). Must run inside the caller's transaction."""
-    existing = OutboxMessage.objects.filter(dedupe_key=dedupe_key).first()
-    if existing is not None:
-        logger.info("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})
-        return existing
-    try:
-        with transaction.atomic():
-            message = OutboxMessage.objects.create(
-                kind=kind, dedupe_key=dedupe_key, path=path, payload=dict(payload), order=order
-            )
-    except IntegrityError:
-        return OutboxMessage.objects.get(dedupe_key=dedupe_key)
-    _kick()
+    """Store a call for delivery (idempotent on ``dedupe_key``). Must run inside the caller's transaction,
+    which holds the order's row lock when ``order`` is given. ``delay``: not to be sent before then.
+    ``absent``: the caller has just checked, under that lock, that no row has this key."""
+    if not absent:
+        existing = OutboxMessage.objects.filter(dedupe_key=dedupe_key).first()
+        if existing is not None:
+            logger.info("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})
+            return existing
+    due_at = timezone.now() + delay if delay else None
+    fields: dict[str, object] = {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "path": path,
+        "payload": dict(payload),
+        "order": order,
+    }
+    if due_at is not None:
+        fields["next_attempt_at"] = due_at
+    if order is not None:
+        # Every writer of an order's rows holds the order's row lock, so no other transaction can insert
+        # this key meanwhile: no savepoint needed (a violation would still fail the whole transaction).
+        message = OutboxMessage.objects.create(**fields)
+    else:
+        try:
+            with transaction.atomic():
+                message = OutboxMessage.objects.create(**fields)
+        except IntegrityError:
+            return OutboxMessage.objects.get(dedupe_key=dedupe_key)
+    _kick(at=due_at)
     return message
 
 
+def outbox_keys_present(keys: list[str]) -> set[str]:
+    """Which of these dedupe keys already have a row (one query)."""
+    return set(OutboxMessage.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
+
+
 def outbox_enqueue_balance_report(*, currency: str) -> OutboxMessage:
-    """Coalesced: at most one pending balance report per currency; figures are read at delivery time."""
+    """Coalesced: at most one pending balance report per currency, sent ``BALANCE_REPORT_DELAY`` seconds
+    after the first change it covers; its figures are read when it is sent."""
+    delay = settings.BALANCE_REPORT_DELAY
     return outbox_enqueue(
         kind=OutboxKind.BALANCES,
         dedupe_key=f"balances:{currency}:pending",
         path="balances",
         payload={"currency": currency},
+        delay=timedelta(seconds=delay) if delay else None,
     )
 
 
@@ -149,7 +183,7 @@ def outbox_deliver_one(
     except AggregatorError as exc:
         _record_failure(message.pk, exc)
         return True
-    _record_delivery(message_id=message.pk, order_pk=message.order_id, status_code=answer.status_code)
+    _record_delivery(message=message, status_code=answer.status_code)
     return True
 
 
@@ -183,32 +217,37 @@ def _record_failure(message_id: int, exc: AggregatorError) -> None:
         message.save(update_fields=["last_status_code", "last_error", "next_attempt_at", "status"])
 
 
-def _record_delivery(*, message_id: int, order_pk: int | None, status_code: int) -> None:
-    """Mark the row delivered; a delivered fulfil ``success`` moves its paid order to fulfilled in the same
-    transaction (so a crash can never leave a reported order stuck in ``paid``). Locks the order first."""
+def _reports_success(message: OutboxMessage) -> bool:
+    return (
+        message.order_id is not None
+        and message.kind == OutboxKind.FULFIL
+        and message.payload.get("validationStatus") == "success"
+    )
+
+
+def _record_delivery(*, message: OutboxMessage, status_code: int) -> None:
+    """Mark the row delivered (unless something else did first); a delivered fulfil ``success`` moves its
+    paid order to fulfilled in the same transaction, with the order locked first, so a crash can never
+    leave a reported order stuck in ``paid``."""
     with transaction.atomic():
-        order = locks.order_locked().get(pk=order_pk) if order_pk else None
-        message = OutboxMessage.objects.select_for_update().get(pk=message_id)
-        if message.status != OutboxStatus.PENDING:
+        order = None
+        if message.order_id is not None and _reports_success(message):
+            order = locks.order_locked().get(pk=message.order_id)
+        changes: dict[str, object] = {
+            "status": OutboxStatus.DELIVERED,
+            "delivered_at": timezone.now(),
+            "last_status_code": status_code,
+            "last_error": "",
+        }
+        if message.kind == OutboxKind.BALANCES:  # frees the coalescing key for the next report
+            changes["dedupe_key"] = f"balances:{message.payload['currency']}:{message.pk}"
+        if not OutboxMessage.objects.filter(pk=message.pk, status=OutboxStatus.PENDING).update(**changes):
             logger.info("outbox.delivered_again", extra={"dedupe_key": message.dedupe_key})
             return
-        message.status = OutboxStatus.DELIVERED
-        message.delivered_at = timezone.now()
-        message.last_status_code = status_code
-        message.last_error = ""
-        update = ["status", "delivered_at", "last_status_code", "last_error"]
-        if message.kind == OutboxKind.BALANCES:
-            message.dedupe_key = f"balances:{message.payload['currency']}:{message.pk}"
-            update.append("dedupe_key")
-        message.save(update_fields=update)
         logger.info(
             "outbox.delivered", extra={"dedupe_key": message.dedupe_key, "attempts": message.attempts}
         )
-        if (
-            order is not None
-            and message.kind == OutboxKind.FULFIL
-            and message.payload.get("validationStatus") == "success"
-        ):
+        if order is not None:
             from orders import services as order_services
 
             order_services.order_record_fulfil_reported_locked(order=order)
@@ -229,6 +268,51 @@ def outbox_deliver_due(
     while done < limit and outbox_deliver_one(client=client, now=now(), order_pk=order_pk, kind=kind):
         done += 1
     return done
+
+
+class Delivered(NamedTuple):
+    delivered: int  # rows delivered
+    left: bool  # whether the order still has rows pending (failed, not due yet, or leased elsewhere)
+
+
+def outbox_deliver_order(*, order_pk: int, client: AggregatorClient | None = None) -> Delivered:
+    """Deliver one order's due rows, oldest first, with one claim for all of them; stop at the first that
+    fails (the rows after it wait for it).
+
+    The claim locks the order's pending rows (waiting, not skipping: a concurrent claim holds them for
+    a moment only) and leases the due ones in order, up to the first that is not due."""
+    now = timezone.now()
+    left = False
+    with transaction.atomic():
+        due: list[OutboxMessage] = []
+        for message in locks.outbox_rows_of_order(order_pk).filter(status=OutboxStatus.PENDING):
+            if message.next_attempt_at > now:
+                left = True
+                break
+            message.attempts += 1
+            message.next_attempt_at = now + LEASE
+            due.append(message)
+        if due:
+            OutboxMessage.objects.bulk_update(due, ["attempts", "next_attempt_at"])
+    client = client or AggregatorClient(AggregatorConfig.from_settings())
+    for index, message in enumerate(due):
+        try:
+            answer = client.post(message.path, _payload_for(message))
+        except AggregatorError as exc:
+            _record_failure(message.pk, exc)
+            _release([later.pk for later in due[index + 1 :]])
+            return Delivered(index, True)
+        _record_delivery(message=message, status_code=answer.status_code)
+    return Delivered(len(due), left)
+
+
+def _release(message_ids: list[int]) -> None:
+    """Give back claimed rows that were not tried (an earlier row of their order failed): due again, and
+    the attempt that did not happen uncounted."""
+    if message_ids:
+        OutboxMessage.objects.filter(pk__in=message_ids, status=OutboxStatus.PENDING).update(
+            attempts=F("attempts") - 1, next_attempt_at=timezone.now()
+        )
 
 
 def outbox_next_due_at(*, order_pk: int | None = None) -> datetime | None:

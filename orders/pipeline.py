@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from orders import outbox
 from orders.models import Order, OrderStatus, OutboxKind
 from provision import queue, scheduling
@@ -27,50 +29,59 @@ logger = logging.getLogger(__name__)
 MAX_STEPS = 8  # decide, accept, pay, send, and a failover round; a guard against a loop that never settles
 
 
-def _step(order: Order) -> bool:
-    """Take the step the order's state calls for; False when there is none this task can take now."""
+def _step(order: Order, *, just_accepted: bool) -> Order | None:
+    """Take the step the order's state calls for and return the order as it left it; None when there is
+    no step this task can take now."""
     from orders import services, tasks
     from psp import tasks as psp_tasks
 
     if order.status == OrderStatus.RECEIVED:
-        services.order_decide(order_pk=order.pk)
-    elif order.status == OrderStatus.ACCEPTING:
-        tasks.order_accept(order_pk=order.pk)
-    elif order.status == OrderStatus.ACCEPTED:
-        if services._needs_staff_approval(order):
-            return False
-        tasks.order_start_payout(order_pk=order.pk)
-    elif order.status == OrderStatus.PAYING:
+        return services.order_decide(order_pk=order.pk)
+    if order.status == OrderStatus.ACCEPTING:
+        return tasks.order_accept(order_pk=order.pk)
+    if order.status == OrderStatus.ACCEPTED:
+        # Accepting just decided it needs no staff approval (or it would be held); otherwise ask again.
+        if not just_accepted and services._needs_staff_approval(order):
+            return None
+        return tasks.order_start_payout_step(order_pk=order.pk)
+    if order.status == OrderStatus.PAYING:
         transfer_pk = (
             order.transfers.filter(status=TransferStatus.CREATED)
             .order_by("-attempt")
             .values_list("pk", flat=True)
-        ).first()
+            .first()
+        )
         if transfer_pk is None:
-            return False  # sent and pending at the PSP: its check is scheduled
+            return None  # sent and pending at the PSP: its check is scheduled
         psp_tasks.transfer_send(transfer_pk=transfer_pk)
-    else:
-        return False
-    return True
+        return Order.objects.get(pk=order.pk)
+    return None
 
 
 def order_advance(*, order_pk: int) -> str:
     """Carry the order as far as it can go now; return its state at the end."""
-    status = ""
+    from orders import services
+
     with queue.kicks_deferred():
+        # The first read is the decision itself (an order that is past it comes back as it is).
+        order = services.order_decide(order_pk=order_pk)
+        just_accepted = False
         for _ in range(MAX_STEPS):
-            order = Order.objects.get(pk=order_pk)
-            if order.status == status or not _step(order):
+            before = order.status
+            after = _step(order, just_accepted=just_accepted)
+            if after is None or after.status == before:
                 break  # no progress (waiting for the aggregator, a PSP or staff), or nothing to do
-            status = order.status
+            order, just_accepted = after, before == OrderStatus.ACCEPTING
         _deliver(order_pk)
     return Order.objects.values_list("status", flat=True).get(pk=order_pk)
 
 
 def _deliver(order_pk: int) -> None:
-    """Deliver what the order owes the aggregator now, then any due balance report; retries are scheduled."""
-    outbox.outbox_deliver_due(order_pk=order_pk)
-    outbox.outbox_deliver_due(kind=OutboxKind.BALANCES, limit=5)
-    next_due = outbox.outbox_next_due_at(order_pk=order_pk)
+    """Deliver what the order owes the aggregator now (and a balance report when they are not delayed,
+    ``BALANCE_REPORT_DELAY``: a delayed one has its own run queued); retries are scheduled."""
+    delivered = outbox.outbox_deliver_order(order_pk=order_pk)
+    if not settings.BALANCE_REPORT_DELAY:
+        outbox.outbox_deliver_due(kind=OutboxKind.BALANCES, limit=5)
+    next_due = outbox.outbox_next_due_at(order_pk=order_pk) if delivered.left else None
     if next_due is not None:
         scheduling.run_at("orders.tasks.outbox_deliver_due", name="outbox_retry", when=next_due)

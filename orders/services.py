@@ -150,10 +150,12 @@ def order_decline_reason(*, order: Order, now: datetime) -> str | None:
     maximum = _limit(settings.MAX_ORDER_AMOUNT, order.currency)
     if maximum is not None and order.amount > maximum:
         return DeclineReason.AMOUNT_ABOVE_MAXIMUM
-    payable = {"currency": order.currency, "institution": order.institution, "exclude": order.exclude_psps}
-    if not psp_services.psp_can_pay(**payable, healthy_only=False):
+    able, healthy = psp_services.psp_payable(
+        currency=order.currency, institution=order.institution, exclude=order.exclude_psps
+    )
+    if not able:
         return DeclineReason.UNSUPPORTED_INSTITUTION
-    if not psp_services.psp_can_pay(**payable):
+    if not healthy:
         return DeclineReason.PSP_UNAVAILABLE
     return None
 
@@ -210,8 +212,7 @@ def order_decide(
         _decline_locked(order, reason=reason, now=now, actor=actor)
         return order
     try:
-        with transaction.atomic():
-            balance_services.balance_reserve(order=order)
+        balance_services.balance_reserve(order=order)  # refuses before writing anything
     except balance_services.InsufficientBalance:
         _decline_locked(order, reason=DeclineReason.INSUFFICIENT_BALANCE, now=now, actor=actor)
         return order
@@ -419,20 +420,22 @@ def order_start_payout(*, order_pk: int, actor: AbstractBaseUser | None = None) 
 def _report_fulfil(order: Order, *, validation_status: str, validation_error: str = "") -> None:
     """Enqueue fulfil ``pending`` (once) and, for a final status, the final fulfil after it."""
     tx_id = order.psp_tx_id
-    outbox.outbox_enqueue(
-        kind=OutboxKind.FULFIL,
-        dedupe_key=f"fulfil:{order.order_id}:pending",
-        path=f"orders/{order.order_id}/fulfill",
-        payload=fulfil_payload(order.psp, tx_id, "pending"),
-        order=order,
-    )
-    if validation_status != "pending":
+    statuses = ["pending"] if validation_status == "pending" else ["pending", validation_status]
+    keys = {status: f"fulfil:{order.order_id}:{status}" for status in statuses}
+    present = outbox.outbox_keys_present(list(keys.values()))
+    for status, key in keys.items():
+        if key in present:
+            logger.info("outbox.enqueue_repeat", extra={"dedupe_key": key})
+            continue
         outbox.outbox_enqueue(
             kind=OutboxKind.FULFIL,
-            dedupe_key=f"fulfil:{order.order_id}:{validation_status}",
+            dedupe_key=key,
             path=f"orders/{order.order_id}/fulfill",
-            payload=fulfil_payload(order.psp, tx_id, validation_status, validation_error),
+            payload=fulfil_payload(
+                order.psp, tx_id, status, validation_error if status == validation_status else ""
+            ),
             order=order,
+            absent=True,
         )
 
 

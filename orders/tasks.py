@@ -58,21 +58,29 @@ def order_accept_settle(*, order_pk: int) -> str:
 
 
 def order_start_payout(*, order_pk: int) -> str:
+    order = order_start_payout_step(order_pk=order_pk)
+    if order is None:
+        return "skipped"
+    return "waiting_for_psp" if order.status == OrderStatus.ACCEPTED else order.status
+
+
+def order_start_payout_step(*, order_pk: int) -> Order | None:
+    """Start the payout of an accepted order; the order as it is left, or None when it could not be."""
     from psp.services import NoPspAvailable
 
     try:
-        return services.order_start_payout(order_pk=order_pk).status
+        return services.order_start_payout(order_pk=order_pk)
     except NoPspAvailable:
         # Every PSP that could pay is unhealthy: wait a little (circuits half-open after a cooldown), then
         # give the order back with a reason so the aggregator can reassign it inside its refund window.
         order = Order.objects.get(pk=order_pk)
         waited = timezone.now() - (order.accepted_at or order.updated_at)
         if order.status == OrderStatus.ACCEPTED and waited > UNROUTABLE_CANCEL_AFTER:
-            return services.order_cancel(order_pk=order_pk, reason=NO_PSP_REASON, actor=None).status
-        return "waiting_for_psp"
+            return services.order_cancel(order_pk=order_pk, reason=NO_PSP_REASON, actor=None)
+        return order  # waiting for a PSP
     except services.OrderTransitionNotAllowed as exc:
         logger.info("payout.start_skipped", extra={"order_pk": order_pk, "reason": exc.message})
-        return "skipped"
+        return None
 
 
 def outbox_deliver_due() -> int:

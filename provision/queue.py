@@ -11,7 +11,8 @@ thread, the kicks it would make to itself (``deferrable=True``) are not queued a
 that work next, and if its process dies the task is delivered again and the minute sweep is the net.
 
 ``once_per_transaction`` queues one task for any number of calls with the same name in one transaction
-(the outbox: a transition that writes three rows needs one delivery run, not three).
+(the outbox: a transition that writes three rows needs one delivery run, not three). ``at`` queues a task
+that the cluster will not take before that time (the ORM broker's queue row stays locked until then).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 _inline = contextvars.ContextVar("provision_queue_inline", default=False)
 
@@ -58,12 +61,30 @@ def _already_queued(key: str) -> bool:
     return any(getattr(hook[1], "queue_key", None) == key for hook in connection.run_on_commit)
 
 
+def _delayed_broker(at: datetime) -> Any:
+    """django-q2's ORM broker, queueing rows the cluster will only take from ``at`` on (its dequeue takes
+    rows whose lock time has passed; a new row's lock time is normally now)."""
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+
+    broker = get_broker()
+    if not isinstance(broker, ORM):
+        return broker  # other brokers have no delay: the task runs early and finds nothing due yet
+
+    class DelayedOrm(ORM):
+        def enqueue(self, task: Any) -> Any:
+            return self.get_connection().create(key=self.list_key, payload=task, lock=at).pk
+
+    return DelayedOrm(list_key=broker.list_key)
+
+
 def enqueue(
     func: str,
     *,
     task_name: str,
     deferrable: bool = False,
     once_per_transaction: bool = False,
+    at: datetime | None = None,
     q_options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
@@ -74,7 +95,10 @@ def enqueue(
         return
 
     def push() -> None:
-        async_task(func, task_name=task_name, q_options=dict(q_options or {}), **kwargs)
+        options = dict(q_options or {})
+        if at is not None and at > timezone.now() and not _sync():
+            options["broker"] = _delayed_broker(at)
+        async_task(func, task_name=task_name, q_options=options, **kwargs)
 
     if not connection.in_atomic_block:
         push()

@@ -77,13 +77,14 @@ class PspHealth:
     psp: str
     circuit: str = CircuitState.CLOSED
     probe_due: bool = False  # the circuit is not closed but one probe may go now
-    attempts: int = 0  # transfers created in the failure window
-    failures: int = 0  # of those, final failures
+    attempts: int | None = None  # transfers created in the window; None: not counted (too few failures)
+    failures: int = 0  # final failures in the window
 
     @property
     def failing(self) -> bool:
         return (
-            self.attempts >= FAILURE_MIN_ATTEMPTS
+            self.attempts is not None
+            and self.attempts >= FAILURE_MIN_ATTEMPTS
             and self.failures >= FAILURE_MIN_FAILURES
             and Decimal(self.failures) >= FAILURE_MIN_SHARE * self.attempts
         )
@@ -107,22 +108,14 @@ def _probe_due(circuit: PspCircuit, now: datetime) -> bool:
 
 
 def psp_health(*, psps: Iterable[str], now: datetime | None = None) -> dict[str, PspHealth]:
-    """The health of each named PSP (two queries whatever the number of PSPs)."""
+    """The health of each named PSP (two queries whatever the number of PSPs, three when one is failing).
+
+    ``attempts`` is only counted for a PSP with at least ``FAILURE_MIN_FAILURES`` failures in the window
+    (below that the PSP is healthy whatever its volume); otherwise it is None."""
     now = now or timezone.now()
     names = list(psps)
     circuits = {circuit.psp: circuit for circuit in PspCircuit.objects.filter(psp__in=names)}
-    window = {
-        row["psp"]: row
-        for row in Transfer.objects.filter(psp__in=names, created_at__gte=now - FAILURE_WINDOW)
-        .values("psp")
-        .annotate(
-            attempts=Count("pk"),
-            failures=Count(
-                "pk", filter=Q(status__in=FAILURE_STATES) & ~Q(failure_reason=FailureReason.RECIPIENT_INVALID)
-            ),
-        )
-        .order_by()
-    }
+    window = _failure_window(names, now)
     health = {}
     for name in names:
         circuit = circuits.get(name)
@@ -131,10 +124,36 @@ def psp_health(*, psps: Iterable[str], now: datetime | None = None) -> dict[str,
             psp=name,
             circuit=circuit.state if circuit else CircuitState.CLOSED,
             probe_due=_probe_due(circuit, now) if circuit else False,
-            attempts=row.get("attempts", 0),
-            failures=row.get("failures", 0),
+            attempts=row.get("attempts"),
+            failures=row.get("failures") or 0,
         )
     return health
+
+
+def _failure_window(names: list[str], now: datetime) -> dict[str, dict[str, int | None]]:
+    """Attempts and final failures in the window, per PSP. Failures are counted first (few rows, on the
+    ``transfer_psp_status_created`` index); attempts, which grow with traffic, only for a PSP with enough
+    failures to be excluded. So a busy, healthy PSP costs one small query, whatever its volume."""
+    since = now - FAILURE_WINDOW
+    failures = dict(
+        Transfer.objects.filter(psp__in=names, status__in=FAILURE_STATES, created_at__gte=since)
+        .exclude(failure_reason=FailureReason.RECIPIENT_INVALID)
+        .values("psp")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("psp", "n")
+    )
+    suspects = [name for name, n in failures.items() if n >= FAILURE_MIN_FAILURES]
+    attempts = dict(
+        Transfer.objects.filter(psp__in=suspects, created_at__gte=since)
+        .values("psp")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("psp", "n")
+        if suspects
+        else []
+    )
+    return {name: {"attempts": attempts.get(name), "failures": failures.get(name, 0)} for name in names}
 
 
 # --- writing the circuit ----------------------------------------------------------------------------------

@@ -75,7 +75,11 @@ class Transfer(models.Model):
 
     class Meta:
         ordering = ["-pk"]
-        indexes = [models.Index(fields=["psp", "created_at"], name="transfer_psp_created")]
+        indexes = [
+            models.Index(fields=["psp", "created_at"], name="transfer_psp_created"),
+            # psp.health: final failures in the failure-rate window, without reading the PSP's volume
+            models.Index(fields=["psp", "status", "created_at"], name="transfer_psp_status_created"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["psp", "reference"], name="transfer_unique_reference"),
             models.UniqueConstraint(fields=["order", "attempt"], name="transfer_unique_attempt"),

@@ -46,7 +46,7 @@ from psp.base import (
     PspUnavailable,
     Recipient,
 )
-from psp.models import InstitutionMapping, Transfer, TransferStatus
+from psp.models import CircuitState, InstitutionMapping, Transfer, TransferStatus
 from psp.name_check import NameCheck, name_check_enabled, name_check_log, name_check_run
 
 logger = logging.getLogger(__name__)
@@ -86,23 +86,41 @@ def route(
     ``healthy_only`` is False) unhealthy ones (open circuit, failure-rate window: ``psp.health``).
     Never used to look up an existing transfer.
     """
-    able = [
+    able = _able(currency=currency, institution=institution, exclude=exclude)
+    if not able or not healthy_only:
+        return able
+    return [adapter for adapter, _state in _healthy(able, now)]
+
+
+def _able(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...]) -> list[PspAdapter]:
+    return [
         adapter
         for adapter in registry.enabled()
         if adapter.name not in exclude
         and adapter.supports(currency=currency, institution=institution)
         and ((adapter.name, currency) not in NEEDS_MAPPING or _psp_code(adapter.name, institution))
     ]
-    if not able or not healthy_only:
-        return able
+
+
+def _healthy(able: list[PspAdapter], now: datetime | None) -> list[tuple[PspAdapter, health.PspHealth]]:
+    if not able:
+        return []
     states = health.psp_health(psps=[adapter.name for adapter in able], now=now)
-    return [adapter for adapter in able if states[adapter.name].takes_new_payouts]
+    return [(adapter, states[adapter.name]) for adapter in able if states[adapter.name].takes_new_payouts]
 
 
 def psp_can_pay(
     *, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = (), healthy_only: bool = True
 ) -> bool:
     return bool(route(currency=currency, institution=institution, exclude=exclude, healthy_only=healthy_only))
+
+
+def psp_payable(
+    *, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()
+) -> tuple[bool, bool]:
+    """(some enabled PSP can pay this at all, one of those takes new payouts now), in one routing pass."""
+    able = _able(currency=currency, institution=institution, exclude=exclude)
+    return bool(able), bool(_healthy(able, None))
 
 
 # --- starting a payout ---------------------------------------------------------------------------------
@@ -118,8 +136,15 @@ def _kick_send(transfer_pk: int) -> None:
 
 
 def _tried_psps(order: Order) -> list[str]:
-    rejected = order.transfers.filter(status=TransferStatus.REJECTED).values_list("psp", flat=True)
-    return [*order.exclude_psps, *rejected]
+    return _tried_and_attempts(order)[0]
+
+
+def _tried_and_attempts(order: Order) -> tuple[list[str], int]:
+    """The PSPs a new payout of this order must avoid (excluded, or refused it already) and how many
+    transfers it has had: one query."""
+    transfers = list(order.transfers.values_list("psp", "status"))
+    rejected = [psp for psp, status in transfers if status == TransferStatus.REJECTED]
+    return [*order.exclude_psps, *rejected], len(transfers)
 
 
 def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Order:
@@ -135,6 +160,8 @@ def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Ord
 
 def _name_check(order_pk: int) -> NameCheck | None:
     """Resolve and compare the recipient's name, unlocked; None when the check does not apply."""
+    if settings.PAYOUT_NAME_CHECK == "off":
+        return None
     order = Order.objects.get(pk=order_pk)
     if not name_check_enabled(order) or order.status not in (OrderStatus.ACCEPTED, OrderStatus.HELD):
         return None
@@ -147,10 +174,11 @@ def _name_check(order_pk: int) -> NameCheck | None:
     )
 
 
-def _claim(candidates: list[PspAdapter]) -> PspAdapter | None:
-    """The first candidate whose circuit lets a new payout through (claiming a recovering one's probe)."""
-    for adapter in candidates:
-        if health.circuit_claim_probe(psp=adapter.name):
+def _claim(candidates: list[tuple[PspAdapter, health.PspHealth]]) -> PspAdapter | None:
+    """The first candidate whose circuit lets a new payout through (claiming a recovering one's probe;
+    a circuit that was closed when routing read it needs no claim)."""
+    for adapter, state in candidates:
+        if state.circuit == CircuitState.CLOSED or health.circuit_claim_probe(psp=adapter.name):
             return adapter
     return None
 
@@ -176,11 +204,12 @@ def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
             )
             order.save()
             return order
-    candidates = route(currency=order.currency, institution=order.institution, exclude=_tried_psps(order))
+    tried, attempts = _tried_and_attempts(order)
+    candidates = _healthy(_able(currency=order.currency, institution=order.institution, exclude=tried), None)
     adapter = _claim(candidates)
     if adapter is None:
         raise NoPspAvailable("No PSP can pay this order", order_id=order.order_id)
-    attempt = order.transfers.count() + 1
+    attempt = attempts + 1
     transfer = Transfer.objects.create(
         order=order,
         psp=adapter.name,
@@ -209,9 +238,10 @@ def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
 # --- sending and learning the outcome ---------------------------------------------------------------------
 
 
-def _lock_order_of(transfer_pk: int) -> Order:
+def _lock_order_of(transfer_pk: int, order_pk: int | None = None) -> Order:
     """Lock the transfer's order (always before the transfer: lock order Order -> Transfer -> Balance)."""
-    order_pk = Transfer.objects.values_list("order_id", flat=True).get(pk=transfer_pk)
+    if order_pk is None:
+        order_pk = Transfer.objects.values_list("order_id", flat=True).get(pk=transfer_pk)
     return order_locks.order_locked().get(pk=order_pk)
 
 
@@ -285,7 +315,7 @@ def transfer_send(*, transfer_pk: int) -> Transfer:
         return _record_unreachable(transfer_pk=transfer.pk, error=exc)
     except PspRejected as exc:
         return transfer_apply_rejection(transfer_pk=transfer.pk, error=exc)
-    return transfer_apply_result(transfer_pk=transfer.pk, result=result)
+    return transfer_apply_result(transfer_pk=transfer.pk, result=result, order_pk=transfer.order_id)
 
 
 def _look_up(adapter: PspAdapter, transfer: Transfer) -> PayoutResult:
@@ -371,10 +401,10 @@ def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfe
 
 
 @transaction.atomic(durable=True)
-def transfer_apply_result(*, transfer_pk: int, result: PayoutResult) -> Transfer:
+def transfer_apply_result(*, transfer_pk: int, result: PayoutResult, order_pk: int | None = None) -> Transfer:
     """Apply what the PSP says about a transfer to it and its order (under both locks)."""
     now = timezone.now()
-    order = _lock_order_of(transfer_pk)
+    order = _lock_order_of(transfer_pk, order_pk)
     transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
     if transfer.status in (TransferStatus.SUCCEEDED, TransferStatus.FAILED, TransferStatus.REJECTED):
         logger.info(
@@ -401,8 +431,7 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult) -> Transfer
         transfer.status = TransferStatus.SUCCEEDED
         transfer.next_check_at = None
         transfer.save()
-        if order.status == OrderStatus.PAYING:
-            order_services.order_record_payout_pending(order=order, tx_id=tx_id)
+        if order.status == OrderStatus.PAYING:  # reports fulfil pending (once), then success
             order_services.order_record_payout_succeeded(order=order, tx_id=tx_id, now=now)
     elif result.status == PayoutStatus.FAILED:
         transfer.status = TransferStatus.FAILED

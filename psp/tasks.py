@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from psp import services
-from psp.models import TransferStatus
+from psp.models import Transfer, TransferStatus
 
 
-def _follow_up(transfer_pk: int) -> None:
+def _follow_up(transfer: Transfer) -> None:
     from provision import scheduling
-    from psp.models import Transfer
 
-    transfer = Transfer.objects.get(pk=transfer_pk)
+    transfer_pk = transfer.pk
     if transfer.status in (TransferStatus.CREATED, TransferStatus.PENDING) and transfer.next_check_at:
         scheduling.run_at(
             "psp.tasks.transfer_check",
@@ -22,13 +21,13 @@ def _follow_up(transfer_pk: int) -> None:
 
 def transfer_send(*, transfer_pk: int) -> str:
     transfer = services.transfer_send(transfer_pk=transfer_pk)
-    _follow_up(transfer_pk)
+    _follow_up(transfer)
     return transfer.status
 
 
 def transfer_check(*, transfer_pk: int) -> str:
     transfer = services.transfer_check(transfer_pk=transfer_pk)
-    _follow_up(transfer_pk)
+    _follow_up(transfer)
     return transfer.status
 
 

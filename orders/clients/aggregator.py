@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -111,6 +113,23 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+_sessions = threading.local()
+
+
+def shared_session(base_url: str) -> requests.Session:
+    """This thread's session to the aggregator: its connections are pooled (kept alive between calls) and the
+    proxy and CA-bundle environment is read once, not on every request (requests rescans the whole
+    environment per call otherwise). A forked process starts its own."""
+    session: requests.Session | None = getattr(_sessions, "session", None)
+    if session is None or _sessions.pid != os.getpid():
+        session = requests.Session()
+        session.trust_env = False
+        session.proxies = dict(requests.utils.get_environ_proxies(base_url))
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        _sessions.session, _sessions.pid = session, os.getpid()
+    return session
+
+
 class AggregatorClient:
     def __init__(
         self,
@@ -120,7 +139,7 @@ class AggregatorClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.session = session or requests.Session()
+        self.session = session or shared_session(config.base_url)
         self.clock = clock
 
     def _url(self, path: str) -> str:

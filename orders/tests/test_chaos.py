@@ -845,8 +845,8 @@ def test_crash_between_fulfil_delivered_commit_and_its_follow_up_the_order_still
 
     success_id = OutboxMessage.objects.get(dedupe_key=f"fulfil:{offered.id}:success").pk
 
-    def recording_success(message_id: int, **_: Any) -> bool:
-        return message_id == success_id
+    def recording_success(message: OutboxMessage, **_: Any) -> bool:
+        return message.pk == success_id
 
     with dies_after(monkeypatch, outbox, "_record_delivery", when=recording_success), pytest.raises(Crash):
         outbox.outbox_deliver_due(now=lambda: timezone.now() + timedelta(minutes=10))

@@ -185,3 +185,25 @@ def test_replay_sends_a_refused_row_again(aggregator: AggregatorFake) -> None:
 
     message.refresh_from_db()
     assert message.status == OutboxStatus.DELIVERED
+
+
+def test_each_thread_keeps_one_aggregator_session_with_the_proxy_environment_read_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import requests
+
+    from orders.clients.aggregator import shared_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    seen: list[requests.Session] = []
+    worker = threading.Thread(target=lambda: seen.append(shared_session("https://agg.test")))
+    worker.start()
+    worker.join()
+    (session,) = seen
+
+    assert session.proxies.get("https") == "http://127.0.0.1:3128"
+    assert session.trust_env is False  # the environment is not rescanned on every request
+    assert shared_session("https://agg.test") is shared_session("https://agg.test")
+    assert shared_session("https://agg.test") is not session

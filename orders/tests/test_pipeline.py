@@ -156,3 +156,45 @@ def test_successful_task_results_older_than_a_day_are_purged_and_newer_ones_kept
 
     assert tasks.purge_task_results() == 1
     assert list(Success.objects.values_list("name", flat=True)) == ["new"]
+
+
+def test_a_balance_report_waits_a_second_and_covers_every_change_of_that_second(
+    unsynced: None, settings: Any
+) -> None:
+    settings.BALANCE_REPORT_DELAY = 1
+    before = timezone.now()
+    with transaction.atomic():
+        first = outbox.outbox_enqueue_balance_report(currency="NGN")
+    with transaction.atomic():
+        second = outbox.outbox_enqueue_balance_report(currency="NGN")
+
+    assert second.pk == first.pk  # one report for both changes
+    assert first.next_attempt_at >= before + timedelta(seconds=1)
+    (row,) = OrmQ.objects.all()  # one delivery run, which the cluster takes only when the report is due
+    assert SignedPackage.loads(row.payload)["func"] == "orders.tasks.outbox_deliver_due"
+    assert row.lock >= first.next_attempt_at - timedelta(milliseconds=50)
+    assert outbox.outbox_deliver_due(kind=OutboxKind.BALANCES) == 0  # not yet
+
+
+def test_an_order_whose_pending_fulfil_fails_keeps_its_final_fulfil_untried_behind_it(
+    unsynced: None, aggregator: AggregatorFake
+) -> None:
+    order = OrderFactory.create()
+    with transaction.atomic():
+        for status in ("pending", "success"):
+            outbox.outbox_enqueue(
+                kind=OutboxKind.FULFIL,
+                dedupe_key=f"fulfil:{order.order_id}:{status}",
+                path=f"orders/{order.order_id}/fulfill",
+                payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": status},
+                order=order,
+            )
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
+
+    assert outbox.outbox_deliver_order(order_pk=order.pk) == outbox.Delivered(delivered=0, left=True)
+
+    pending, final = OutboxMessage.objects.filter(order=order).order_by("pk")
+    assert [p["validationStatus"] for _, p in aggregator.calls] == ["pending"]
+    assert (pending.attempts, pending.status) == (1, OutboxStatus.PENDING)
+    assert pending.next_attempt_at > timezone.now()  # backing off
+    assert (final.attempts, final.status) == (0, OutboxStatus.PENDING)  # never sent before the pending one

@@ -269,6 +269,12 @@ OUTBOX_BACKOFF_CAP = setting(
     default=30,
     expected="the longest wait between outbox retries, seconds",
 )
+BALANCE_REPORT_DELAY = setting(
+    "BALANCE_REPORT_DELAY",
+    parse_int_non_negative,
+    default=1,
+    expected="seconds a balance report waits so the changes of that second go out as one report (0: at once)",
+)
 ORDER_REQUEST_VALIDITY = setting(
     "ORDER_REQUEST_VALIDITY",
     parse_positive_int,

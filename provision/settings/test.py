@@ -8,6 +8,7 @@ os.environ.setdefault("AGGREGATOR_CLIENT_ID", "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4
 os.environ.setdefault("AGGREGATOR_SECRET_KEY", "E8U4m3tmfP2DIlnFUAa-0dBpUcU-t9WmQByKOqBGPjw=")
 os.environ.setdefault("AGGREGATOR_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("CURRENCIES", "NGN,KES")
+os.environ.setdefault("BALANCE_REPORT_DELAY", "0")  # reports at once: tests read them right after a change
 if os.environ.get("TEST_DATABASE_URL"):
     os.environ["DATABASE_URL"] = os.environ["TEST_DATABASE_URL"]
 else:

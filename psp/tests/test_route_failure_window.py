@@ -110,13 +110,24 @@ def test_failing_psp_is_skipped_by_payout_start_for_the_next_one(
 
 
 def test_health_reports_the_window_counts(lenco_then_sandbox: HTTPServer) -> None:
-    recent_transfers("lenco", F, R, S, P, P)
+    recent_transfers("lenco", F, R, F, S, S, S, S, S, S, P, P)
 
     state = health.psp_health(psps=["lenco", "sandbox"])
 
-    assert state["lenco"] == health.PspHealth(psp="lenco", attempts=5, failures=2)
+    assert state["lenco"] == health.PspHealth(psp="lenco", attempts=11, failures=3)  # 27 % < 30 %
     assert state["sandbox"] == health.PspHealth(psp="sandbox")
     assert (state["lenco"].failing, state["lenco"].takes_new_payouts) == (False, True)
+
+
+def test_a_psp_with_too_few_failures_to_matter_has_its_volume_left_uncounted(
+    lenco_then_sandbox: HTTPServer,
+) -> None:
+    recent_transfers("lenco", F, R, S, P, P)
+
+    state = health.psp_health(psps=["lenco"])
+
+    assert state["lenco"] == health.PspHealth(psp="lenco", attempts=None, failures=2)
+    assert state["lenco"].takes_new_payouts
 
 
 def test_invalid_recipient_refusals_never_count_against_the_psp(lenco_then_sandbox: HTTPServer) -> None:
