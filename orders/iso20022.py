@@ -16,8 +16,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xmlschema
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -29,6 +29,9 @@ from psp import external
 from psp import services as psp_services
 from psp.base import FailureReason, PayoutResult, PayoutStatus
 from psp.models import Transfer
+
+if TYPE_CHECKING:
+    import xmlschema
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class Debtor:
 
 @cache
 def _schema() -> xmlschema.XMLSchema:
+    import xmlschema  # imported when a bank file is handled: ~24 MB that no other path needs
+
     return xmlschema.XMLSchema(str(SCHEMA_PATH))
 
 
@@ -193,6 +198,8 @@ def _find_text(element: ET.Element, path: list[str]) -> str:
 
 def _parse_untrusted(xml: bytes) -> ET.Element:
     """Parse an uploaded file with entity expansion and external resources refused (xmlschema defuse)."""
+    import xmlschema
+
     try:
         resource = xmlschema.XMLResource(xml, defuse="always", allow="none")
     except (xmlschema.XMLResourceError, ET.ParseError, ValueError) as exc:

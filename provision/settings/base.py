@@ -76,8 +76,8 @@ INSTALLED_APPS = [
     "django_prometheus",
     "axes",
     "django_fsm_log",
+    "provision",  # before django_q: its qcluster command wraps django-q2's (memory shared by the forks)
     "django_q",
-    "provision",
     "provision.hooks.HooksConfig",
     "balances",
     "psp",
