@@ -38,6 +38,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from django_fsm_log.decorators import fsm_log_by, fsm_log_description
 
 from balances.models import money_field
+from provision.changed_fields import SavesChangedFields
 
 
 def fsm_logged(func: Any) -> Any:
@@ -106,7 +107,7 @@ class DeclineReason(models.TextChoices):
     STAFF_DECLINED = "staff_declined", "Declined by operator"
 
 
-class Order(ConcurrentTransitionMixin, models.Model):
+class Order(ConcurrentTransitionMixin, SavesChangedFields):
     order_id = models.CharField(max_length=64, unique=True, help_text="The aggregator's order id.")
     flavour = models.CharField(max_length=16, choices=Flavour.choices)
     amount = money_field()

@@ -3,14 +3,15 @@
 ``order_advance`` looks at the order's state and takes the next step, again and again, until the order
 waits for something outside this task (staff, the aggregator's answer after an outage, a PSP that has not
 finished) or is final: decide and reserve, accept with the aggregator, start the payout, send it, and
-then deliver the order's outbox rows (fulfil ``pending`` and the final fulfil) and any due balance report.
+then deliver the order's outbox rows (fulfil ``pending`` and the final fulfil).
 
 Every step is the same service function a separate task, the sweep or an admin action calls, each in its
 own transaction with the order locked and no lock held over HTTP; the loop only saves the queue round
 trips between them (``provision.queue.kicks_deferred``: kicks a step would make to the next step are not
-queued, the loop takes it now). Safety does not depend on the loop: every step re-reads the locked order
-and does nothing when it has already been done, a task killed halfway is delivered again by django-q2,
-and the minute sweep finishes what any lost task left behind.
+queued, the loop takes it now) and reads PSP health and institution codes once per task
+(``psp.services.routing_memo``, forgotten when a PSP fails). Safety does not depend on the loop: every
+step re-reads the locked order and does nothing when it has already been done, a task killed halfway is
+delivered again by django-q2, and the minute sweep finishes what any lost task left behind.
 """
 
 from __future__ import annotations
@@ -45,15 +46,15 @@ def _step(order: Order, *, just_accepted: bool) -> Order | None:
             return None
         return tasks.order_start_payout_step(order_pk=order.pk)
     if order.status == OrderStatus.PAYING:
-        transfer_pk = (
+        transfer = (
             order.transfers.filter(status=TransferStatus.CREATED)
+            .select_related("order")
             .order_by("-attempt")
-            .values_list("pk", flat=True)
             .first()
         )
-        if transfer_pk is None:
+        if transfer is None:
             return None  # sent and pending at the PSP: its check is scheduled
-        psp_tasks.transfer_send(transfer_pk=transfer_pk)
+        psp_tasks.transfer_send(transfer_pk=transfer.pk, transfer=transfer)
         return Order.objects.get(pk=order.pk)
     return None
 
@@ -61,8 +62,9 @@ def _step(order: Order, *, just_accepted: bool) -> Order | None:
 def order_advance(*, order_pk: int) -> str:
     """Carry the order as far as it can go now; return its state at the end."""
     from orders import services
+    from psp.services import routing_memo
 
-    with queue.kicks_deferred():
+    with queue.kicks_deferred(), routing_memo():
         # The first read is the decision itself (an order that is past it comes back as it is).
         order = services.order_decide(order_pk=order_pk)
         just_accepted = False

@@ -30,6 +30,7 @@ from django.db import models
 from django.db.models import Q
 
 from balances.models import money_field
+from provision.changed_fields import SavesChangedFields
 
 
 class TransferStatus(models.TextChoices):
@@ -50,7 +51,7 @@ LIVE_TRANSFER_STATES = (
 )
 
 
-class Transfer(models.Model):
+class Transfer(SavesChangedFields):
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="transfers")
     psp = models.CharField(max_length=32)
     attempt = models.PositiveSmallIntegerField(default=1)

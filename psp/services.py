@@ -16,9 +16,13 @@ Rules (DESIGN.md "Failure rules"):
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -51,6 +55,8 @@ from psp.name_check import NameCheck, name_check_enabled, name_check_log, name_c
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 PAYOUT_REVIEW_AFTER = timedelta(minutes=15)
 CHECK_BACKOFF_CAP = timedelta(seconds=60)
 SEND_GRACE = timedelta(seconds=30)
@@ -63,9 +69,43 @@ class NoPspAvailable(order_services.OrderTransitionNotAllowed):
 # --- routing -----------------------------------------------------------------------------------------
 
 
+_memo: contextvars.ContextVar[dict[tuple[str, ...], Any] | None] = contextvars.ContextVar(
+    "psp_routing_memo", default=None
+)
+
+
+@contextmanager
+def routing_memo() -> Iterator[None]:
+    """Within, PSP health and institution codes are read once and reused: for one worker task that decides
+    an order and starts its payout moments apart. Forgotten as soon as a PSP fails inside (``_forget``)."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def _remembered(key: tuple[str, ...], read: Callable[[], T]) -> T:
+    memo = _memo.get()
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return cast(T, memo[key])
+
+
+def _forget() -> None:
+    memo = _memo.get()
+    if memo is not None:
+        memo.clear()
+
+
 def _psp_code(psp: str, institution: str) -> str:
-    row = InstitutionMapping.objects.filter(psp=psp, institution=institution, enabled=True).first()
-    return row.psp_code if row else ""
+    def read() -> str:
+        row = InstitutionMapping.objects.filter(psp=psp, institution=institution, enabled=True).first()
+        return row.psp_code if row else ""
+
+    return _remembered(("code", psp, institution), read)
 
 
 # PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code).
@@ -105,7 +145,8 @@ def _able(*, currency: str, institution: str, exclude: list[str] | tuple[str, ..
 def _healthy(able: list[PspAdapter], now: datetime | None) -> list[tuple[PspAdapter, health.PspHealth]]:
     if not able:
         return []
-    states = health.psp_health(psps=[adapter.name for adapter in able], now=now)
+    names = [adapter.name for adapter in able]
+    states = _remembered(("health", *names), lambda: health.psp_health(psps=names, now=now))
     return [(adapter, states[adapter.name]) for adapter in able if states[adapter.name].takes_new_payouts]
 
 
@@ -270,13 +311,14 @@ def _mark_sending(transfer_pk: int) -> Transfer | None:
     return transfer
 
 
-def transfer_send(*, transfer_pk: int) -> Transfer:
+def transfer_send(*, transfer_pk: int, transfer: Transfer | None = None) -> Transfer:
     """Send a created transfer, asking the PSP about its reference first if it may have been sent.
 
     Never raises for anything the PSP answers: an unknown outcome keeps the transfer for a later look-up,
-    an answer the node cannot read sends the order to review.
+    an answer the node cannot read sends the order to review. ``transfer``: the row, just read with its
+    order (``select_related``), when the caller has it.
     """
-    transfer = Transfer.objects.select_related("order").get(pk=transfer_pk)
+    transfer = transfer or Transfer.objects.select_related("order").get(pk=transfer_pk)
     if transfer.status != TransferStatus.CREATED:
         logger.info("payout.send_skipped", extra={"reference": transfer.reference, "status": transfer.status})
         return transfer
@@ -352,6 +394,7 @@ def _next_check(transfer: Transfer, now: datetime) -> datetime:
 @transaction.atomic(durable=True)
 def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
     """The PSP could not tell us (unreachable, or it refused the look-up): look again later, then review."""
+    _forget()
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
     transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
@@ -372,6 +415,7 @@ def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
 @transaction.atomic(durable=True)
 def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfer:
     """The PSP refused before taking money: fail over to the next PSP, or cancel with the reason."""
+    _forget()
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
     transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)

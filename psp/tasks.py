@@ -19,8 +19,8 @@ def _follow_up(transfer: Transfer) -> None:
         )
 
 
-def transfer_send(*, transfer_pk: int) -> str:
-    transfer = services.transfer_send(transfer_pk=transfer_pk)
+def transfer_send(*, transfer_pk: int, transfer: Transfer | None = None) -> str:
+    transfer = services.transfer_send(transfer_pk=transfer_pk, transfer=transfer)
     _follow_up(transfer)
     return transfer.status
 
