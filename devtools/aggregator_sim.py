@@ -380,6 +380,20 @@ def _is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
+_sessions = threading.local()
+
+
+def _session() -> requests.Session:
+    """This thread's session for calls to the node: loopback only, so no proxy environment (read anew on
+    every call by a bare ``requests.post``), and pooled connections where the node keeps them alive."""
+    session: requests.Session | None = getattr(_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False
+        _sessions.session = session
+    return session
+
+
 class _SimServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -891,7 +905,7 @@ class AggregatorSimulator:
         raw = b""
         error: str | None = None
         try:
-            response = requests.post(
+            response = _session().post(
                 url, data=body, headers=dict(headers), timeout=(self.connect_timeout, read_timeout)
             )
             status, raw = response.status_code, response.content
@@ -1641,7 +1655,7 @@ class AggregatorSimulator:
         if not self.node_url:
             return _envelope(503, "Failed to fetch node info")
         try:
-            response = requests.get(f"{self.node_url}/info", timeout=(self.connect_timeout, 10.0))
+            response = _session().get(f"{self.node_url}/info", timeout=(self.connect_timeout, 10.0))
         except requests.RequestException:
             return _envelope(503, "Failed to fetch node info")
         ok, body = _parse_node_answer(response.content)
