@@ -559,13 +559,13 @@ def run_rate(sim: AggregatorSimulator, poller: TxStatusPoller, rate: float, conf
         ids.append(order_id)
         pending.add(order_id)
         if time.monotonic() >= next_sample:
-            pending = {o for o in pending if not sim.order(o).terminal}
+            pending = sim.unsettled(pending)
             backlog.append((time.monotonic() - t0, float(len(pending))))
             next_sample += 1.0
     offered_for = time.monotonic() - t0
     drain_deadline = time.monotonic() + config.drain_seconds
     while pending and time.monotonic() < drain_deadline:
-        pending = {o for o in pending if not sim.order(o).terminal}
+        pending = sim.unsettled(pending)
         time.sleep(0.2)
     drained_after = time.monotonic() - t0 - offered_for
     orders = [sim.order(o) for o in ids]

@@ -522,6 +522,7 @@ class AggregatorSimulator:
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self._orders: dict[str, SimOrder] = {}
+        self._live_ids: set[str] = set()  # orders whose request may still be live (expiry looks only here)
         self._fulfilments_by_tx: dict[str, Fulfilment] = {}
         self._events: deque[SimEvent] = deque(maxlen=_MAX_EVENTS)
         self._violations: list[Violation] = []
@@ -796,6 +797,7 @@ class AggregatorSimulator:
                 updated_mono=now_mono,
             )
             self._orders[oid] = order
+            self._live_ids.add(oid)
         if notify:
             if block:
                 self._notify(oid)
@@ -813,6 +815,7 @@ class AggregatorSimulator:
             order = self._orders[oid]
             now_mono = time.monotonic()
             order.request_live = True
+            self._live_ids.add(oid)
             order.request_expires_mono = now_mono + validity
             order.request_expires_at = time.time() + validity
             order.offers += 1
@@ -1086,6 +1089,12 @@ class AggregatorSimulator:
             self._expire_locked()
             return copy.deepcopy(self._orders[_parse_uuid(order_id) or order_id])
 
+    def unsettled(self, order_ids: Iterable[str]) -> set[str]:
+        """Which of these orders are not in a terminal state yet (one lock, no copies: for load tests)."""
+        with self._lock:
+            self._expire_locked()
+            return {oid for oid in order_ids if not self._orders[_parse_uuid(oid) or oid].terminal}
+
     def orders(self) -> list[SimOrder]:
         """Snapshots of all orders, in offer order."""
         with self._lock:
@@ -1194,9 +1203,15 @@ class AggregatorSimulator:
         self._touch(order)
 
     def _expire_locked(self) -> None:
+        """Close the requests whose validity has passed: only the live ones are looked at (a long run keeps
+        thousands of orders; this runs on every request and snapshot)."""
         now = time.monotonic()
-        for order in self._orders.values():
-            if order.request_live and now >= order.request_expires_mono:
+        for oid in list(self._live_ids):
+            order = self._orders[oid]
+            if order.request_live and now < order.request_expires_mono:
+                continue
+            self._live_ids.discard(oid)
+            if order.request_live:
                 order.request_live = False
                 if order.state == OFFERED:
                     self._set_state(order, EXPIRED)

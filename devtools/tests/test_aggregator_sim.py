@@ -403,6 +403,17 @@ def test_validity_setting_and_expire_helper(sim: AggregatorSimulator) -> None:
     assert accept(sim, forced.id).status_code == 404
 
 
+def test_unsettled_lists_the_orders_not_yet_final_and_sees_expiry(sim: AggregatorSimulator) -> None:
+    open_ = sim.offer(notify=False)
+    expiring = sim.offer(notify=False, validity_seconds=0.05)
+    declined = sim.offer(notify=False)
+    post(sim, f"/orders/{declined.id}/decline", {"reason": "Insufficient balance"})
+    time.sleep(0.1)
+
+    assert sim.unsettled([open_.id, expiring.id, declined.id]) == {open_.id}
+    assert sim.order(expiring.id).state == "expired"
+
+
 def test_decline_then_accept_and_decline_are_404(sim: AggregatorSimulator) -> None:
     offered = sim.offer(notify=False)
 
