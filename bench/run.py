@@ -4,8 +4,9 @@ For each database (a fresh SQLite file in a temp dir; a fresh database in the Po
 ``TEST_DATABASE_URL``, which ``scripts/with-postgres.sh`` provides):
 
 1. migrate, create the worker's schedules, fund NGN;
-2. start gunicorn (production flags: 2 workers x 4 threads, access log) with ``bench.settings`` (the
-   production settings plus the floor view) and the project's ``AggregatorSimulator`` as aggregator;
+2. start gunicorn as deployed (2 workers x 4 threads, ``gunicorn.conf.py``, no text access log) with
+   ``bench.settings`` (the production settings plus the floor view) and the project's
+   ``AggregatorSimulator`` as aggregator;
 3. **intake** with the worker stopped (the web tier alone, so intake and floor are measured under the
    same conditions): ``POST /_bench/floor``, signed ``POST /new_order`` and seed ``POST /orders`` at
    concurrency 1, 8, 32, 64, closed loop, bounded in time and count; the intake rows are then cleared;
@@ -174,6 +175,15 @@ class Database:
 
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def vacuum(self) -> None:
+        """Reclaim the rows the intake phase deleted and refresh the planner's statistics."""
+        if self.kind == "postgres":
+            self._pg.execute("VACUUM ANALYZE")
+        else:
+            with sqlite3.connect(self.path, timeout=20) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("ANALYZE")
 
     # figures only PostgreSQL has
     def xid_next(self) -> int | None:
@@ -636,11 +646,12 @@ def run_backend(kind: str, config: Config) -> dict[str, Any]:
             db.connect()
             log(f"{kind} {db.version()} ready in {time.monotonic() - started:.1f} s")
             result: dict[str, Any] = {"database": f"{kind} {db.version()}"}
-            with run_node(env, workdir / "logs", with_worker=False, access_log=True) as node:
+            with run_node(env, workdir / "logs", with_worker=False, access_log=False) as node:
                 sim.node_url = node.url
                 memory.watch("web", node.web.pid)
                 result["intake"] = run_intake(node, config)
                 result["intake_cleared"] = json.loads(manage(env, "bench_db", "clear-intake"))
+                db.vacuum()  # the intake left tens of thousands of dead rows: not a state a node runs in
                 worker = node.start_worker()
                 if not node.wait_worker_ready():
                     raise RuntimeError("the worker did not start")
