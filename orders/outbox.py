@@ -65,7 +65,7 @@ def outbox_enqueue(
     if not absent:
         existing = OutboxMessage.objects.filter(dedupe_key=dedupe_key).first()
         if existing is not None:
-            logger.info("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})
+            logger.debug("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})  # routine: coalescing
             return existing
     due_at = timezone.now() + delay if delay else None
     fields: dict[str, object] = {

@@ -425,7 +425,7 @@ def _report_fulfil(order: Order, *, validation_status: str, validation_error: st
     present = outbox.outbox_keys_present(list(keys.values()))
     for status, key in keys.items():
         if key in present:
-            logger.info("outbox.enqueue_repeat", extra={"dedupe_key": key})
+            logger.debug("outbox.enqueue_repeat", extra={"dedupe_key": key})
             continue
         outbox.outbox_enqueue(
             kind=OutboxKind.FULFIL,
