@@ -22,6 +22,7 @@ Tracebacks are rendered as text without local variables, so locals never reach t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -75,11 +76,13 @@ def _normalise(key: str) -> str:
     return _KEY_NOISE.sub("", key.lower())
 
 
+@functools.lru_cache(maxsize=2048)  # field names repeat on every line: decide each once
 def is_secret_key(key: str) -> bool:
     normalised = _normalise(key)
     return any(part in normalised for part in SECRET_KEY_PARTS)
 
 
+@functools.lru_cache(maxsize=2048)
 def is_account_key(key: str) -> bool:
     return _normalise(key) in ACCOUNT_KEYS
 
