@@ -1,8 +1,8 @@
 """Go-compatible canonical JSON and HMAC signing, checked against the Go-generated vectors.
 
 Needs no Django and no database: run with ``--noconftest`` if the project's
-conftest cannot be imported. The vectors live in the shared protocol folder
-beside the repository (``<repo>/../shared/protocol/vectors/hmac_vectors.json``).
+conftest cannot be imported. The vectors are a copy of the shared protocol folder's
+``protocol/vectors/hmac_vectors.json`` (kept identical by a test when that folder is beside the repository).
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ from provision.canonical_json import (
 )
 from provision.signing import sign, signed_body, verify, verify_body
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared/protocol/vectors/hmac_vectors.json"
-_MISSING = f"HMAC vectors file not found at {VECTORS_PATH} (shared/ must sit beside the repository)"
+# The Go-generated vectors, vendored so that they run wherever the repository is checked out; the shared
+# protocol folder beside the repository, when present, must hold the very same file.
+VECTORS_PATH = Path(__file__).resolve().parent / "vectors" / "hmac_vectors.json"
+SHARED_VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared/protocol/vectors/hmac_vectors.json"
+_MISSING = f"HMAC vectors file not found at {VECTORS_PATH}"
 
 
 def _load_vectors() -> dict[str, Any] | None:
@@ -43,6 +46,13 @@ def _load_vectors() -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
     return data
+
+
+@pytest.mark.skipif(
+    not SHARED_VECTORS_PATH.is_file(), reason="no shared/ protocol folder beside the repository"
+)
+def test_the_vendored_vectors_are_the_shared_protocol_vectors() -> None:
+    assert VECTORS_PATH.read_bytes() == SHARED_VECTORS_PATH.read_bytes()
 
 
 _VECTORS = _load_vectors()
