@@ -74,6 +74,20 @@ class LoadResult:
         }
 
 
+def post(connection: http.client.HTTPConnection, request: Request) -> tuple[int, http.client.HTTPConnection]:
+    """POST one request on a kept-alive connection: (status, the connection to use next). A failure is
+    status 0, and the connection is replaced by a fresh one to the same server."""
+    path, body, headers = request
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, connection
+    except (OSError, http.client.HTTPException):
+        connection.close()
+        return 0, http.client.HTTPConnection(connection.host, connection.port, timeout=connection.timeout)
+
+
 def closed_loop(
     *,
     name: str,
@@ -118,18 +132,10 @@ def closed_loop(
                     break
                 counters["sent"] += 1
                 prepared = pool.pop() if pool else None
-            path, body, headers = prepared or factory()
+            request = prepared or factory()
             begin = time.perf_counter()
             measured = time.monotonic() >= measure_from
-            try:
-                connection.request("POST", path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=timeout)
-                status = 0
+            status, connection = post(connection, request)
             elapsed_ms = (time.perf_counter() - begin) * 1000
             if measured and time.monotonic() <= stop_at:
                 local_lat.append(elapsed_ms)

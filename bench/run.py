@@ -391,22 +391,14 @@ class TxStatusPoller:
                     continue
                 asked += 1
                 fulfilment = snapshot.fulfilments[-1] if snapshot.fulfilments else None
-                path, body, headers = load.tx_status_request(
+                request = load.tx_status_request(
                     SECRET,
                     order_id,
                     psp=fulfilment.psp if fulfilment else "",
                     tx_id=fulfilment.tx_id if fulfilment else "",
                 )
                 begin = time.perf_counter()
-                try:
-                    connection.request("POST", path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    response.read()
-                    status = response.status
-                except (OSError, http.client.HTTPException):
-                    connection.close()
-                    connection = http.client.HTTPConnection(self.host, self.port, timeout=10)
-                    status = 0
+                status, connection = load.post(connection, request)
                 self.latencies.append((time.perf_counter() - begin) * 1000)
                 self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
         connection.close()

@@ -117,10 +117,10 @@ def _backoff(attempts: int, retry_after: float | None) -> timedelta:
     return timedelta(seconds=max(delay, 0.5))
 
 
-def _claim(now: datetime, *, order_pk: int | None = None, kind: str | None = None) -> OutboxMessage | None:
+def _claim(now: datetime, *, kind: str | None = None) -> OutboxMessage | None:
     """Take one due row, respecting per-order order (pending fulfil before success), under a lease.
 
-    ``order_pk`` / ``kind`` narrow the choice to one order's rows or one kind of row."""
+    ``kind`` narrows the choice to one kind of row."""
     earlier_pending = OutboxMessage.objects.filter(
         order=OuterRef("order"), status=OutboxStatus.PENDING, pk__lt=OuterRef("pk")
     )
@@ -129,7 +129,7 @@ def _claim(now: datetime, *, order_pk: int | None = None, kind: str | None = Non
             locks.outbox_locked()
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
             .filter(Q(order__isnull=True) | ~Exists(earlier_pending))
-            .filter(**_narrowed(order_pk, kind))
+            .filter(**({"kind": kind} if kind else {}))
             .first()
         )
         if message is None:
@@ -138,15 +138,6 @@ def _claim(now: datetime, *, order_pk: int | None = None, kind: str | None = Non
         message.next_attempt_at = now + LEASE
         message.save(update_fields=["attempts", "next_attempt_at"])
         return message
-
-
-def _narrowed(order_pk: int | None, kind: str | None) -> dict[str, object]:
-    lookups: dict[str, object] = {}
-    if order_pk is not None:
-        lookups["order_id"] = order_pk
-    if kind is not None:
-        lookups["kind"] = kind
-    return lookups
 
 
 def _payload_for(message: OutboxMessage) -> dict[str, object]:
@@ -170,11 +161,10 @@ def outbox_deliver_one(
     *,
     client: AggregatorClient | None = None,
     now: datetime | None = None,
-    order_pk: int | None = None,
     kind: str | None = None,
 ) -> bool:
-    """Claim and deliver one due row (of ``order_pk`` / ``kind`` when given). False when nothing is due."""
-    message = _claim(now or timezone.now(), order_pk=order_pk, kind=kind)
+    """Claim and deliver one due row (of ``kind`` when given). False when nothing is due."""
+    message = _claim(now or timezone.now(), kind=kind)
     if message is None:
         return False
     client = client or AggregatorClient(AggregatorConfig.from_settings())
@@ -258,14 +248,13 @@ def outbox_deliver_due(
     limit: int = 200,
     client: AggregatorClient | None = None,
     now: Callable[[], datetime] = timezone.now,
-    order_pk: int | None = None,
     kind: str | None = None,
 ) -> int:
-    """Deliver due rows (of ``order_pk`` / ``kind`` when given) until none is due or ``limit`` is reached;
+    """Deliver due rows (of ``kind`` when given) until none is due or ``limit`` is reached;
     return how many were attempted."""
     client = client or AggregatorClient(AggregatorConfig.from_settings())
     done = 0
-    while done < limit and outbox_deliver_one(client=client, now=now(), order_pk=order_pk, kind=kind):
+    while done < limit and outbox_deliver_one(client=client, now=now(), kind=kind):
         done += 1
     return done
 

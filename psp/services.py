@@ -118,17 +118,13 @@ def route(
     institution: str,
     exclude: list[str] | tuple[str, ...] = (),
     now: datetime | None = None,
-    healthy_only: bool = True,
 ) -> list[PspAdapter]:
     """The adapters that may take a NEW payout of this order, in routing order.
 
-    Leaves out excluded PSPs, PSPs that cannot pay the currency/institution, and (unless
-    ``healthy_only`` is False) unhealthy ones (open circuit, failure-rate window: ``psp.health``).
-    Never used to look up an existing transfer.
+    Leaves out excluded PSPs, PSPs that cannot pay the currency/institution, and unhealthy ones (open
+    circuit, failure-rate window: ``psp.health``). Never used to look up an existing transfer.
     """
     able = _able(currency=currency, institution=institution, exclude=exclude)
-    if not able or not healthy_only:
-        return able
     return [adapter for adapter, _state in _healthy(able, now)]
 
 
@@ -148,12 +144,6 @@ def _healthy(able: list[PspAdapter], now: datetime | None) -> list[tuple[PspAdap
     names = [adapter.name for adapter in able]
     states = _remembered(("health", *names), lambda: health.psp_health(psps=names, now=now))
     return [(adapter, states[adapter.name]) for adapter in able if states[adapter.name].takes_new_payouts]
-
-
-def psp_can_pay(
-    *, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = (), healthy_only: bool = True
-) -> bool:
-    return bool(route(currency=currency, institution=institution, exclude=exclude, healthy_only=healthy_only))
 
 
 def psp_payable(

@@ -37,6 +37,18 @@ def queued() -> list[tuple[str, dict[str, Any]]]:
     return [(task["func"], task["kwargs"]) for task in tasks_]
 
 
+def enqueue_fulfils(order: Any) -> None:
+    """Fulfil pending then success for the order, as a paid payout writes them."""
+    for status in ("pending", "success"):
+        outbox.outbox_enqueue(
+            kind=OutboxKind.FULFIL,
+            dedupe_key=f"fulfil:{order.order_id}:{status}",
+            path=f"orders/{order.order_id}/fulfill",
+            payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": status},
+            order=order,
+        )
+
+
 def offer(order_id: str = "5f8a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b") -> services.Offer:
     return services.Offer(
         order_id=order_id,
@@ -75,14 +87,7 @@ def test_a_task_queued_in_a_transaction_that_rolls_back_is_not_queued(unsynced: 
 def test_one_delivery_run_is_queued_for_every_outbox_row_written_in_one_transaction(unsynced: None) -> None:
     order = OrderFactory.create()
     with transaction.atomic():
-        for status in ("pending", "success"):
-            outbox.outbox_enqueue(
-                kind=OutboxKind.FULFIL,
-                dedupe_key=f"fulfil:{order.order_id}:{status}",
-                path=f"orders/{order.order_id}/fulfill",
-                payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": status},
-                order=order,
-            )
+        enqueue_fulfils(order)
         outbox.outbox_enqueue_balance_report(currency="NGN")
 
     assert queued() == [("orders.tasks.outbox_deliver_due", {})]
@@ -181,14 +186,7 @@ def test_an_order_whose_pending_fulfil_fails_keeps_its_final_fulfil_untried_behi
 ) -> None:
     order = OrderFactory.create()
     with transaction.atomic():
-        for status in ("pending", "success"):
-            outbox.outbox_enqueue(
-                kind=OutboxKind.FULFIL,
-                dedupe_key=f"fulfil:{order.order_id}:{status}",
-                path=f"orders/{order.order_id}/fulfill",
-                payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": status},
-                order=order,
-            )
+        enqueue_fulfils(order)
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
 
     assert outbox.outbox_deliver_order(order_pk=order.pk) == outbox.Delivered(delivered=0, left=True)
