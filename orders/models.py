@@ -261,6 +261,15 @@ class Order(ConcurrentTransitionMixin, SavesChangedFields):
     def terms(self) -> tuple[Decimal, str, str]:
         return (self.amount, self.currency, self.institution)
 
+    @property
+    def state_fields(self) -> tuple[FSMField, ...]:
+        """The one state field. ConcurrentTransitionMixin would search all ~35 fields for it each time an
+        order is built or saved."""
+        return _ORDER_STATE_FIELDS
+
+
+_ORDER_STATE_FIELDS: tuple[FSMField, ...] = (Order._meta.get_field("status"),)
+
 
 class OutboxKind(models.TextChoices):
     DECLINE = "decline", "Decline"

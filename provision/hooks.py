@@ -2,6 +2,7 @@
 
 A separate app config so the cross-cutting hooks live in one visible place:
 * django-q2 task signals that carry the correlation id into tasks (``provision.task_context``);
+* the log redaction's cache of configured secrets, cleared when a test changes one;
 * the OpenAPI extensions that describe the aggregator-facing views (``provision.openapi``);
 * no ``*_created`` series next to every counter and histogram in /metrics (half the series, and
   Prometheus does not need them).
@@ -19,9 +20,11 @@ class HooksConfig(AppConfig):
 
     def ready(self) -> None:
         import prometheus_client
+        from django.core.signals import setting_changed
 
-        from provision import openapi, task_context
+        from provision import logging, openapi, task_context
 
         task_context.connect()
+        setting_changed.connect(logging.forget_secrets, dispatch_uid="provision.logging.forget_secrets")
         openapi.register()
         prometheus_client.disable_created_metrics()

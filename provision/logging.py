@@ -92,8 +92,21 @@ def _secret_values() -> list[str]:
 
     if not settings.configured:
         return []
+    return _configured_secrets()
+
+
+@functools.cache  # read for every line; settings change only in tests, which send setting_changed
+def _configured_secrets() -> list[str]:
+    from django.conf import settings
+
     values = (str(getattr(settings, name, "") or "") for name in SECRET_SETTINGS)
     return sorted({v for v in values if len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+
+def forget_secrets(*, setting: str, **kwargs: Any) -> None:
+    """``setting_changed`` receiver: a changed secret setting is read again on the next line."""
+    if setting in SECRET_SETTINGS:
+        _configured_secrets.cache_clear()
 
 
 def _scrub_text(text: str, secrets: list[str]) -> str:

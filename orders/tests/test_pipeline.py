@@ -18,7 +18,7 @@ from orders import outbox, services, tasks
 from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
 from orders.tests.conftest import AggregatorFake, accept_data
 from orders.tests.factories import OrderFactory
-from provision import queue
+from provision import queue, request_context
 from psp.models import SandboxPayout
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,6 +65,30 @@ def test_a_received_order_is_stored_with_exactly_one_queued_task_to_process_it(u
 
     assert created
     assert queued() == [("orders.tasks.order_process", {"order_pk": order.pk})]
+
+
+def test_a_queued_task_is_the_package_django_q2_takes_off_its_queue_when_due(unsynced: None) -> None:
+    from django_q.brokers import get_broker
+
+    token = request_context.set_request_id("offer-request-1")
+    try:
+        order, _ = services.order_receive(offer=offer())
+        queue.enqueue("orders.tasks.sweep", task_name="later", at=timezone.now() + timedelta(hours=1))
+    finally:
+        request_context.reset_request_id(token)
+
+    taken = get_broker().dequeue()  # django-q2's own dequeue: only rows whose time has come
+
+    assert len(taken) == 1
+    task = SignedPackage.loads(taken[0][1])
+    assert task["func"] == "orders.tasks.order_process"
+    assert task["kwargs"] == {"order_pk": order.pk}
+    assert task["args"] == ()
+    assert task["name"] == f"order_process:{order.pk}"
+    assert task["ack_failure"] is True  # Q_CLUSTER's ack_failures, as async_task would set it
+    assert task["request_id"] == "offer-request-1"  # the log correlation id travels with the task
+    assert len(task["id"]) == 32
+    assert OrmQ.objects.count() == 2  # the delayed one waits in the queue
 
 
 def test_a_task_queued_in_a_transaction_that_rolls_back_is_not_queued(unsynced: None) -> None:

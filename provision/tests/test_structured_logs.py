@@ -308,3 +308,14 @@ def test_log_format_is_json_in_production_and_console_with_debug() -> None:
     assert _settings_in_subprocess(DEBUG="false") == "json"
     assert _settings_in_subprocess(DEBUG="true") == "console"
     assert _settings_in_subprocess(DEBUG="true", LOG_FORMAT="json") == "json"
+
+
+def test_a_secret_changed_while_running_is_blanked_from_the_next_line(
+    log_output: io.StringIO, settings: Any
+) -> None:
+    logging.getLogger("orders").info("before", extra={"detail": "warm the cache"})
+    settings.AGGREGATOR_SECRET_KEY = "rotated-secret-0123456789"
+
+    logging.getLogger("orders").info("after", extra={"detail": "key=rotated-secret-0123456789"})
+
+    assert "rotated-secret-0123456789" not in log_output.getvalue()
