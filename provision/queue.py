@@ -91,7 +91,7 @@ def _insert(func: str, task_name: str, kwargs: dict[str, Any], options: dict[str
     quote = db.ops.quote_name
     with db.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {quote(OrmQ._meta.db_table)} ({quote('key')}, {quote('payload')}, {quote('lock')})"
+            f"INSERT INTO {quote(OrmQ._meta.db_table)} ({quote('key')}, {quote('payload')}, {quote('lock')})"  # noqa: S608 - quoted identifiers from the model; values are bound
             " VALUES (%s, %s, %s)",
             [Conf.CLUSTER_NAME, SignedPackage.dumps(task), db.ops.adapt_datetimefield_value(at)],
         )
