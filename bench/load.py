@@ -74,6 +74,23 @@ class LoadResult:
         }
 
 
+def combine(results: list[LoadResult]) -> LoadResult:
+    """Several measured slices of one endpoint as one result: their requests over their summed time."""
+    statuses: dict[str, int] = {}
+    for result in results:
+        for key, value in result.status_counts.items():
+            statuses[key] = statuses.get(key, 0) + value
+    return LoadResult(
+        name=results[0].name,
+        concurrency=results[0].concurrency,
+        duration_s=sum(r.duration_s for r in results),
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        status_counts=statuses,
+        latencies_ms=[ms for r in results for ms in r.latencies_ms],
+    )
+
+
 def post(connection: http.client.HTTPConnection, request: Request) -> tuple[int, http.client.HTTPConnection]:
     """POST one request on a kept-alive connection: (status, the connection to use next). A failure is
     status 0, and the connection is replaced by a fresh one to the same server."""

@@ -9,7 +9,8 @@ For each database (a fresh SQLite file in a temp dir; a fresh database in the Po
    ``AggregatorSimulator`` as aggregator;
 3. **intake** with the worker stopped (the web tier alone, so intake and floor are measured under the
    same conditions): ``POST /_bench/floor``, signed ``POST /new_order`` and seed ``POST /orders`` at
-   concurrency 1, 8, 32, 64, closed loop, bounded in time and count; the intake rows are then cleared;
+   concurrency 1, 8, 32, 64, closed loop, bounded in time and count, the three taking turns in slices
+   of ~1.5 s (a noisy neighbour then slows each alike); the intake rows are then cleared;
 4. start the django-q2 worker; **per order**: a batch at 10 orders/s, counting SQL statements, writes and
    commits in every node process (``bench.counters``) and, on PostgreSQL, write transactions from the
    transaction id counter and transactions from ``pg_stat_database`` (idle polling subtracted);
@@ -299,6 +300,9 @@ class MemorySampler:
 # --- phases --------------------------------------------------------------------------------------------
 
 
+INTAKE_SLICE_SECONDS = 1.5
+
+
 def run_intake(node: NodeProcesses, config: Config) -> dict[str, Any]:
     parts = urlsplit(node.url)
     host, port = parts.hostname or "127.0.0.1", int(parts.port or 80)
@@ -308,26 +312,43 @@ def run_intake(node: NodeProcesses, config: Config) -> dict[str, Any]:
         "seed_orders": lambda: load.seed_order_factory(SECRET, CLIENT_ID),
     }
     points: dict[str, dict[str, Any]] = {name: {} for name in factories}
+    made = {name: make() for name, make in factories.items()}
+    # The endpoints take turns in short slices, so a noisy neighbour on a shared machine slows each of
+    # them alike instead of whichever happened to be running: the ratios are what the bench tracks.
+    rounds = max(1, round(config.intake_seconds / INTAKE_SLICE_SECONDS))
+    slice_seconds = config.intake_seconds / rounds
     for concurrency in config.concurrency:
-        for name, make in factories.items():
-            cpu_before = tree_cpu_seconds(node.web.pid)
-            result = load.closed_loop(
-                name=name,
-                host=host,
-                port=port,
-                factory=make(),
-                concurrency=concurrency,
-                duration=config.intake_seconds,
-                warmup=config.intake_warmup,
-                max_requests=20_000,
-                # signed before the clock starts: enough for 1,500 req/s, the rest is signed on the fly
-                prebuilt=int(1500 * (config.intake_seconds + config.intake_warmup)),
-            )
-            cpu = tree_cpu_seconds(node.web.pid) - cpu_before
+        slices: dict[str, list[load.LoadResult]] = {name: [] for name in factories}
+        cpu: dict[str, float] = dict.fromkeys(factories, 0.0)
+        sent: dict[str, float] = dict.fromkeys(factories, 0.0)  # warm-up requests included, like the CPU
+        for _ in range(rounds):
+            for name, factory in made.items():
+                cpu_before = tree_cpu_seconds(node.web.pid)
+                slices[name].append(
+                    load.closed_loop(
+                        name=name,
+                        host=host,
+                        port=port,
+                        factory=factory,
+                        concurrency=concurrency,
+                        duration=slice_seconds,
+                        warmup=config.intake_warmup,
+                        max_requests=20_000,
+                        # signed before the clock starts: enough for 1,500 req/s, the rest signed on the fly
+                        prebuilt=int(1500 * (slice_seconds + config.intake_warmup)),
+                    )
+                )
+                cpu[name] += tree_cpu_seconds(node.web.pid) - cpu_before
+                sent[name] += (
+                    slices[name][-1].requests * (slice_seconds + config.intake_warmup) / slice_seconds
+                )
+        for name in factories:
+            result = load.combine(slices[name])
             points[name][str(concurrency)] = result.as_dict()
-            # Web CPU per request (warm-up included in both): stable under a noisy neighbour, unlike req/s.
-            sent = result.requests * (config.intake_seconds + config.intake_warmup) / config.intake_seconds
-            points[name][str(concurrency)]["web_cpu_ms_per_request"] = round(cpu * 1000 / max(sent, 1), 2)
+            # Web CPU per request (warm-ups included in both): steadier under a noisy neighbour than req/s.
+            points[name][str(concurrency)]["web_cpu_ms_per_request"] = round(
+                cpu[name] * 1000 / max(sent[name], 1), 2
+            )
             latency = result.as_dict()["latency_ms"]
             log(
                 f"intake {name:<11} c={concurrency:<3} {result.throughput:7.1f} req/s "

@@ -136,6 +136,10 @@ class Order(ConcurrentTransitionMixin, SavesChangedFields):
     payout_attempted = models.BooleanField(default=False)
     accept_attempts = models.PositiveIntegerField(default=0)
     accept_outcome_unknown = models.BooleanField(default=False)
+    # The offer's request id (log correlation), and when the worker's dispatcher queued the order's task
+    # (orders.dispatch): a received order with no queued_at is waiting to be picked up.
+    request_id = models.CharField(max_length=128, blank=True, editable=False)
+    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     accept_deadline = models.DateTimeField(help_text="The aggregator's order request expires here.")

@@ -11,6 +11,7 @@ sent by ``psp.services``.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -18,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -35,7 +36,7 @@ from orders.clients.aggregator import (
     fulfil_payload,
 )
 from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind, ReviewListEntry
-from provision import queue
+from provision import queue, request_context
 from provision.errors import Conflict, NotFound
 from provision.models import NodeControl
 
@@ -85,18 +86,18 @@ class Offer:
     memo: str = ""
 
 
-def _kick_process(order_pk: int) -> None:
-    queue.enqueue("orders.tasks.order_process", order_pk=order_pk, task_name=f"order_process:{order_pk}")
-
-
 def order_receive(*, offer: Offer) -> tuple[Order, bool]:
     """Store an offered order once; return (order, created).
 
     The same order id again returns the stored order (no second row, no second accept or payout).
     Raises OrderTermsConflict when the same id comes with different amount, currency or institution.
+
+    The order is stored with one INSERT, its own transaction when called outside one (a request), and
+    nothing else: the worker's dispatcher finds it and queues its task (``orders.dispatch``). In django-q2's
+    sync mode (the test suite) there is no worker, and the task is queued, and run, here.
     """
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():  # a savepoint if nested
             order = Order.objects.create(
                 order_id=offer.order_id,
                 flavour=offer.flavour,
@@ -112,8 +113,8 @@ def order_receive(*, offer: Offer) -> tuple[Order, bool]:
                 account_name=offer.account_name,
                 memo=offer.memo,
                 accept_deadline=offer.accept_deadline,
+                request_id=request_context.bound_request_id(),
             )
-            _kick_process(order.pk)  # queued in this transaction: never an order without its task
     except IntegrityError:
         existing = Order.objects.filter(order_id=offer.order_id).first()
         if existing is None:
@@ -125,6 +126,8 @@ def order_receive(*, offer: Offer) -> tuple[Order, bool]:
             ) from None
         logger.info("order.offer_repeated", extra={"order_id": offer.order_id, "status": existing.status})
         return existing, False
+    if queue.runs_inline():
+        queue.enqueue("orders.tasks.order_process", order_pk=order.pk, task_name=f"order_process:{order.pk}")
     logger.info("order.received", extra={"order_id": order.order_id, "flavour": order.flavour})
     return order, True
 

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import contextvars
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, connections, transaction
 from django.utils import timezone
+
+from provision.task_context import TASK_KEY
 
 _inline = contextvars.ContextVar("provision_queue_inline", default=False)
 
@@ -65,42 +68,77 @@ def _already_queued(key: str) -> bool:
 _OPTION_KEYS = ("hook", "group", "save", "cached", "ack_failure", "timeout")
 
 
-def _insert(func: str, task_name: str, kwargs: dict[str, Any], options: dict[str, Any], at: datetime) -> None:
-    """Queue one task on django-q2's ORM broker: the package ``async_task`` would build (same fields,
-    signed the same way, ``pre_enqueue`` sent), written with one plain INSERT into its queue table.
+@dataclass(frozen=True)
+class Task:
+    """One task to queue: ``func(**kwargs)``, named ``name``; ``request_id`` is the log correlation id it
+    runs with (the current one when empty)."""
 
-    ``async_task`` makes a new broker object and goes through a full ORM ``create`` for every call, about
-    three quarters of the cost of queueing; a task is queued for every order offered, on the request
-    path. The cluster takes a row once its lock time has passed: ``at`` now, or later for a delayed task.
-    """
+    func: str
+    name: str
+    kwargs: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    request_id: str = ""
+
+
+def _package(task: Task) -> str:
+    """The signed package ``async_task`` would build for ``task`` (same fields; ``pre_enqueue`` sent)."""
     from django_q.conf import Conf
-    from django_q.models import OrmQ
     from django_q.signals import pre_enqueue
     from django_q.signing import SignedPackage
 
-    task: dict[str, Any] = {"id": uuid.uuid4().hex, "name": task_name, "func": func, "args": ()}
-    task.update((key, options[key]) for key in _OPTION_KEYS if key in options)
-    if "cached" not in task and Conf.CACHED:
-        task["cached"] = Conf.CACHED
-    if "ack_failure" not in task and Conf.ACK_FAILURES:
-        task["ack_failure"] = Conf.ACK_FAILURES
-    task["kwargs"] = kwargs
-    task["started"] = timezone.now()
-    pre_enqueue.send(sender="django_q", task=task)
+    package: dict[str, Any] = {"id": uuid.uuid4().hex, "name": task.name, "func": task.func, "args": ()}
+    package.update((key, task.options[key]) for key in _OPTION_KEYS if key in task.options)
+    if "cached" not in package and Conf.CACHED:
+        package["cached"] = Conf.CACHED
+    if "ack_failure" not in package and Conf.ACK_FAILURES:
+        package["ack_failure"] = Conf.ACK_FAILURES
+    package["kwargs"] = task.kwargs
+    package["started"] = timezone.now()
+    if task.request_id:
+        package[TASK_KEY] = task.request_id
+    pre_enqueue.send(sender="django_q", task=package)
+    return str(SignedPackage.dumps(package))
+
+
+def insert_tasks(tasks: Sequence[Task], *, at: datetime | None = None) -> None:
+    """Queue ``tasks`` on django-q2's ORM broker with one plain multi-row INSERT into its queue table.
+
+    ``async_task`` makes a new broker object and goes through a full ORM ``create`` for every task, about
+    three quarters of the cost of queueing one. The cluster takes a row once its lock time has passed:
+    ``at`` (now when not given or past).
+    """
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    if not tasks:
+        return
+    now = timezone.now()
     db = connections[Conf.ORM]
+    lock = db.ops.adapt_datetimefield_value(at if at is not None and at > now else now)
     quote = db.ops.quote_name
+    rows = ", ".join(["(%s, %s, %s)"] * len(tasks))
     with db.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(OrmQ._meta.db_table)} ({quote('key')}, {quote('payload')}, {quote('lock')})"  # noqa: S608 - quoted identifiers from the model; values are bound
-            " VALUES (%s, %s, %s)",
-            [Conf.CLUSTER_NAME, SignedPackage.dumps(task), db.ops.adapt_datetimefield_value(at)],
+            f" VALUES {rows}",
+            [value for task in tasks for value in (Conf.CLUSTER_NAME, _package(task), lock)],
         )
 
 
-def _orm_broker() -> bool:
+def orm_broker() -> bool:
+    """True when django-q2 runs on its ORM broker (this project's, or a subclass of it)."""
+    from django.utils.module_loading import import_string
+    from django_q.brokers.orm import ORM
     from django_q.conf import Conf
 
-    return bool(Conf.ORM) and not Conf.BROKER_CLASS
+    if not Conf.ORM:
+        return False
+    return not Conf.BROKER_CLASS or issubclass(import_string(Conf.BROKER_CLASS), ORM)
+
+
+def runs_inline() -> bool:
+    """True in django-q2's sync mode (the test suite): a queued task runs at once, no cluster is running."""
+    return _sync()
 
 
 def enqueue(
@@ -120,11 +158,10 @@ def enqueue(
         return
 
     def push() -> None:
-        if _sync() or not _orm_broker():  # other brokers cannot delay: the task runs early, finds nothing due
+        if _sync() or not orm_broker():  # other brokers cannot delay: the task runs early, finds nothing due
             async_task(func, task_name=task_name, q_options=dict(q_options or {}), **kwargs)
             return
-        now = timezone.now()
-        _insert(func, task_name, kwargs, q_options or {}, at if at is not None and at > now else now)
+        insert_tasks([Task(func=func, name=task_name, kwargs=kwargs, options=q_options or {})], at=at)
 
     if not connection.in_atomic_block:
         push()

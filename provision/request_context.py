@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextvars
 import uuid
 
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+NO_ID = "-"
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default=NO_ID)
 
 
 def new_request_id() -> str:
@@ -14,6 +15,12 @@ def new_request_id() -> str:
 
 def get_request_id() -> str:
     return _request_id.get()
+
+
+def bound_request_id() -> str:
+    """The current id, or "" when no request or task is in progress."""
+    current = _request_id.get()
+    return "" if current == NO_ID else current
 
 
 def set_request_id(value: str) -> contextvars.Token[str]:

@@ -23,7 +23,7 @@ import structlog
 from provision import request_context
 
 TASK_KEY = "request_id"
-_NO_ID = "-"
+_NO_ID = request_context.NO_ID
 _stack: list[tuple[contextvars.Token[str], Mapping[str, contextvars.Token[Any]]]] = []
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Success
 from django_q.signing import SignedPackage
 
-from orders import outbox, services, tasks
+from orders import dispatch, outbox, services, tasks
 from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
 from orders.tests.conftest import AggregatorFake, accept_data
 from orders.tests.factories import OrderFactory
@@ -60,10 +60,16 @@ def offer(order_id: str = "5f8a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b") -> services.Of
     )
 
 
-def test_a_received_order_is_stored_with_exactly_one_queued_task_to_process_it(unsynced: None) -> None:
+def test_a_received_order_gets_exactly_one_queued_task_to_process_it_from_the_dispatcher(
+    unsynced: None,
+) -> None:
     order, created = services.order_receive(offer=offer())
 
     assert created
+    assert queued() == []  # the offer's request only stores the order
+    assert dispatch.dispatch_received() == 1
+    assert queued() == [("orders.tasks.order_process", {"order_pk": order.pk})]
+    assert dispatch.dispatch_received() == 0
     assert queued() == [("orders.tasks.order_process", {"order_pk": order.pk})]
 
 

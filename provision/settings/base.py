@@ -423,6 +423,8 @@ for _psp, _required in (
 Q_CLUSTER = {
     "name": "provision",
     "orm": "default",
+    # The ORM broker that also turns newly received orders into tasks (orders.dispatch).
+    "broker_class": "orders.broker.OrderQueueBroker",
     "workers": setting(
         "WORKER_PROCESSES", parse_positive_int, default=2, expected="a number of worker processes"
     ),

@@ -1,0 +1,52 @@
+"""Received orders are the worker's queue: the dispatcher turns them into ``order_process`` tasks.
+
+``/new_order`` stores the order with one INSERT and nothing else, so an offer costs the aggregator's
+connection as little as the node can make it. The worker side finds what arrived: django-q2's pusher
+asks its broker for work every ``poll`` (0.2 s) when idle and continuously when busy, and this
+project's broker (``orders.broker.OrderQueueBroker``) first calls ``dispatch_received``, at most every
+``DISPATCH_INTERVAL`` seconds. One transaction claims up to ``limit`` received orders that have no task
+yet (oldest first; ``SKIP LOCKED`` on PostgreSQL, so two clusters never claim the same order), marks
+them queued and writes their tasks to the broker's queue table with one INSERT: from then on the task
+is an ordinary django-q2 task, delivered again if a worker dies with it. An order is queued once, or
+with its claim not at all; the minute sweep still processes any received order left behind.
+
+Each task carries the offer's request id, so an order's log lines from ``/new_order`` to its fulfil
+share one ``request_id``.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Order, OrderStatus
+from provision import queue
+
+DISPATCH_INTERVAL = 0.05  # seconds between two looks at the orders table while the queue is busy
+DISPATCH_LIMIT = 200
+
+
+def dispatch_received(*, limit: int = DISPATCH_LIMIT) -> int:
+    """Queue an ``order_process`` task for each received order that has none yet; return how many."""
+    with transaction.atomic():
+        waiting = list(
+            Order.objects.select_for_update(skip_locked=True)
+            .filter(status=OrderStatus.RECEIVED, queued_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", "request_id")[:limit]
+        )
+        if not waiting:
+            return 0
+        Order.objects.filter(pk__in=[pk for pk, _ in waiting]).update(queued_at=timezone.now())
+        queue.insert_tasks(
+            [
+                queue.Task(
+                    func="orders.tasks.order_process",
+                    name=f"order_process:{pk}",
+                    kwargs={"order_pk": pk},
+                    request_id=request_id,
+                )
+                for pk, request_id in waiting
+            ]
+        )
+    return len(waiting)
