@@ -17,6 +17,9 @@ gc.disable()  # in the master, until the fork: no collection leaves holes in pag
 
 
 def pre_fork(server: Any, worker: Any) -> None:
+    from provision.warm import warm_web
+
+    warm_web()  # the URLconf and views, imported here once instead of in each worker on its first request
     gc.freeze()  # what the master has created so far is never collected: its pages stay shared
 
 
