@@ -39,7 +39,7 @@ def _step(order: Order, *, just_accepted: bool) -> Order | None:
     if order.status == OrderStatus.RECEIVED:
         return services.order_decide(order_pk=order.pk)
     if order.status == OrderStatus.ACCEPTING:
-        return tasks.order_accept(order_pk=order.pk)
+        return tasks.order_accept(order_pk=order.pk, order=order)
     if order.status == OrderStatus.ACCEPTED:
         # Accepting just decided it needs no staff approval (or it would be held); otherwise ask again.
         if not just_accepted and services._needs_staff_approval(order):
@@ -55,7 +55,8 @@ def _step(order: Order, *, just_accepted: bool) -> Order | None:
         if transfer is None:
             return None  # sent and pending at the PSP: its check is scheduled
         psp_tasks.transfer_send(transfer_pk=transfer.pk, transfer=transfer)
-        return Order.objects.get(pk=order.pk)
+        order.refresh_from_db(fields=["status"])  # what the PSP's answer made of it
+        return order
     return None
 
 

@@ -230,17 +230,23 @@ def _client() -> AggregatorClient:
 
 
 def order_accept_with_aggregator(
-    *, order_pk: int, client: AggregatorClient | None = None, now: datetime | None = None
+    *,
+    order_pk: int,
+    client: AggregatorClient | None = None,
+    now: datetime | None = None,
+    order: Order | None = None,
 ) -> Order:
     """Call accept (no lock held) and apply the answer in a new transaction.
 
     201: store the recipient and move to ``accepted`` (or ``held``). 404: the order is not ours, unless an
     earlier attempt's outcome was unknown and the aggregator lists the order as ours. Retryable errors
     leave the order in ``accepting`` with ``accept_outcome_unknown`` set; the caller retries while the
-    window is open, and after it closes the order list decides.
+    window is open, and after it closes the order list decides. ``order``: the order as the caller has
+    just read it (the answer is applied to the locked row, whatever this copy says).
     """
     client = client or _client()
-    order = Order.objects.get(pk=order_pk)
+    if order is None or order.pk != order_pk:
+        order = Order.objects.get(pk=order_pk)
     if order.status != OrderStatus.ACCEPTING:
         return order
     now = now or timezone.now()

@@ -28,12 +28,15 @@ def order_process(*, order_pk: int) -> str:
     return pipeline.order_advance(order_pk=order_pk)
 
 
-def order_accept(*, order_pk: int) -> Order:
-    """Accept with the aggregator; retry unknown outcomes a few times while the window is open."""
+def order_accept(*, order_pk: int, order: Order | None = None) -> Order:
+    """Accept with the aggregator; retry unknown outcomes a few times while the window is open.
+
+    ``order``: the order as the caller has just read it, to spare the first attempt a read."""
     for delay in (*ACCEPT_RETRY_DELAYS, None):
         try:
-            return services.order_accept_with_aggregator(order_pk=order_pk)
+            return services.order_accept_with_aggregator(order_pk=order_pk, order=order)
         except AggregatorUnavailable:
+            order = None  # read again before the next attempt
             order = Order.objects.get(pk=order_pk)
             remaining = (order.accept_deadline - timezone.now()).total_seconds()
             if delay is None or remaining < delay:
