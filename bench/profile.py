@@ -134,7 +134,7 @@ def profile_worker(args: argparse.Namespace, simulator: Any) -> int:
         )
         order, _ = services.order_receive(offer=offer)
         pks.append(order.pk)
-    OrmQ.objects.all().delete()  # the intake kicks: the loop below runs order_process itself
+    OrmQ.objects.all().delete()  # nothing should be queued yet; the loop below runs order_process itself
 
     statements, count = _statement_counter()
     profiler = None if args.no_profile else cProfile.Profile(time.process_time)  # CPU, not waits

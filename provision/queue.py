@@ -1,9 +1,10 @@
 """Queue worker tasks as part of the transaction that makes them necessary.
 
 django-q2 runs here on its ORM broker, whose queue is a table in the node's own database. A task queued
-inside a transaction is therefore committed with it or not at all: an order is never stored without the
-task that processes it, and no kick is lost to a crash between a commit and an ``on_commit`` hook. It
-also saves the queue insert its own commit.
+inside a transaction is therefore committed with it or not at all: no kick is lost to a crash between a
+commit and an ``on_commit`` hook, and the queue insert needs no commit of its own. Rows are written with
+one plain INSERT (``insert_tasks``; the worker's dispatcher queues a batch of received orders with one).
+New orders themselves are not queued here: received orders are the queue (``orders.dispatch``).
 
 Two exceptions: in django-q2's ``sync`` mode (tests) a task runs when it is queued, so it is queued on
 commit, as before; and while ``orders.pipeline`` is carrying an order along its automatic path in this
