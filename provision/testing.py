@@ -61,3 +61,20 @@ def run_together(calls: list[Callable[[], Any]], *, timeout: float = 60) -> list
     for thread in threads:
         thread.join(timeout=timeout)
     return results
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """The environment of a child Python process with the production settings and dummy secrets (plus
+    ``overrides``), for tests of what a freshly started process does."""
+    import os
+
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PROVISION_READ_DOTENV": "0",
+        "DJANGO_SETTINGS_MODULE": "provision.settings.base",
+        "SECRET": "s" * 50,
+        "AGGREGATOR_CLIENT_ID": "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b",
+        "AGGREGATOR_SECRET_KEY": "secret",
+        "DATABASE_URL": "sqlite:////tmp/provision-subprocess-test.sqlite3",
+        **overrides,
+    }

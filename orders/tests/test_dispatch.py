@@ -5,14 +5,11 @@ django-q2 runs unsynchronised here, as in production, so the queue table can be 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
@@ -20,7 +17,7 @@ from django_q.signing import SignedPackage
 from orders import dispatch, services
 from orders.broker import OrderQueueBroker
 from orders.models import Order, OrderStatus
-from orders.tests.factories import OrderFactory
+from orders.tests.factories import OrderFactory, new_order_offer
 from provision import queue, request_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,24 +30,13 @@ def unsynced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Conf, "SYNC", False)
 
 
-def offer(order_id: str) -> services.Offer:
-    return services.Offer(
-        order_id=order_id,
-        flavour="new_order",
-        amount=Decimal("3750"),
-        currency="NGN",
-        institution="ABNGNGLA",
-        accept_deadline=timezone.now() + timedelta(seconds=30),
-    )
-
-
 def queued() -> list[dict[str, Any]]:
     return [SignedPackage.loads(row.payload) for row in OrmQ.objects.order_by("id")]
 
 
 def test_an_offer_is_stored_with_one_insert_and_nothing_else(unsynced: None) -> None:
     with CaptureQueriesContext(connection) as statements:
-        order, created = services.order_receive(offer=offer("order-1"))
+        order, created = services.order_receive(offer=new_order_offer("order-1"))
 
     assert created
     assert [q["sql"].split()[0] for q in statements.captured_queries] == ["INSERT"]
@@ -59,8 +45,8 @@ def test_an_offer_is_stored_with_one_insert_and_nothing_else(unsynced: None) -> 
 
 
 def test_the_dispatcher_queues_each_received_order_once_oldest_first(unsynced: None) -> None:
-    first, _ = services.order_receive(offer=offer("order-1"))
-    second, _ = services.order_receive(offer=offer("order-2"))
+    first, _ = services.order_receive(offer=new_order_offer("order-1"))
+    second, _ = services.order_receive(offer=new_order_offer("order-2"))
     OrderFactory.create(status=OrderStatus.ACCEPTED)  # not waiting: never queued by the dispatcher
 
     assert dispatch.dispatch_received() == 2
@@ -76,7 +62,7 @@ def test_the_dispatcher_queues_each_received_order_once_oldest_first(unsynced: N
 def test_a_task_runs_with_the_request_id_of_the_offer_that_brought_its_order(unsynced: None) -> None:
     token = request_context.set_request_id("aggregator-offer-17")
     try:
-        services.order_receive(offer=offer("order-1"))
+        services.order_receive(offer=new_order_offer("order-1"))
     finally:
         request_context.reset_request_id(token)
 
@@ -87,7 +73,7 @@ def test_a_task_runs_with_the_request_id_of_the_offer_that_brought_its_order(uns
 
 
 def test_the_cluster_broker_dispatches_before_it_hands_out_tasks(unsynced: None) -> None:
-    order, _ = services.order_receive(offer=offer("order-1"))
+    order, _ = services.order_receive(offer=new_order_offer("order-1"))
     broker = get_broker()
 
     assert isinstance(broker, OrderQueueBroker)
@@ -98,7 +84,7 @@ def test_the_cluster_broker_dispatches_before_it_hands_out_tasks(unsynced: None)
 def test_a_dispatch_that_fails_queues_nothing_and_leaves_the_orders_waiting(
     unsynced: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services.order_receive(offer=offer("order-1"))
+    services.order_receive(offer=new_order_offer("order-1"))
 
     def queue_down(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("queue table unavailable")
@@ -126,7 +112,7 @@ def test_a_broker_whose_dispatch_fails_still_hands_out_queued_tasks(
 
 @pytest.mark.postgres
 def test_two_dispatchers_never_claim_the_same_order(unsynced: None) -> None:
-    services.order_receive(offer=offer("order-1"))
+    services.order_receive(offer=new_order_offer("order-1"))
     other: list[int] = []
 
     def other_cluster() -> None:

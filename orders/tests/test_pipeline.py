@@ -5,7 +5,6 @@ queued can be read from the ORM broker's table."""
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from django_q.signing import SignedPackage
 from orders import dispatch, outbox, services, tasks
 from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
 from orders.tests.conftest import AggregatorFake, accept_data
-from orders.tests.factories import OrderFactory
+from orders.tests.factories import OrderFactory, new_order_offer
 from provision import queue, request_context
 from psp.models import SandboxPayout
 
@@ -49,21 +48,10 @@ def enqueue_fulfils(order: Any) -> None:
         )
 
 
-def offer(order_id: str = "5f8a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b") -> services.Offer:
-    return services.Offer(
-        order_id=order_id,
-        flavour="new_order",
-        amount=Decimal("3750"),
-        currency="NGN",
-        institution="ABNGNGLA",
-        accept_deadline=timezone.now() + timedelta(seconds=30),
-    )
-
-
 def test_a_received_order_gets_exactly_one_queued_task_to_process_it_from_the_dispatcher(
     unsynced: None,
 ) -> None:
-    order, created = services.order_receive(offer=offer())
+    order, created = services.order_receive(offer=new_order_offer())
 
     assert created
     assert queued() == []  # the offer's request only stores the order
@@ -78,7 +66,7 @@ def test_a_queued_task_is_the_package_django_q2_takes_off_its_queue_when_due(uns
 
     token = request_context.set_request_id("offer-request-1")
     try:
-        order, _ = services.order_receive(offer=offer())
+        order, _ = services.order_receive(offer=new_order_offer())
         queue.enqueue("orders.tasks.sweep", task_name="later", at=timezone.now() + timedelta(hours=1))
     finally:
         request_context.reset_request_id(token)
@@ -126,7 +114,7 @@ def test_one_delivery_run_is_queued_for_every_outbox_row_written_in_one_transact
 def test_one_task_takes_an_order_from_received_to_fulfilled_and_queues_nothing_more(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
-    order, _ = services.order_receive(offer=offer())
+    order, _ = services.order_receive(offer=new_order_offer())
     OrmQ.objects.all().delete()  # the worker has taken the intake's task
     aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
@@ -145,7 +133,7 @@ def test_one_task_takes_an_order_from_received_to_fulfilled_and_queues_nothing_m
 def test_a_task_run_again_after_its_order_is_done_changes_nothing(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
-    order, _ = services.order_receive(offer=offer())
+    order, _ = services.order_receive(offer=new_order_offer())
     aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
     aggregator.on("/v1/provider/balances", 200)
@@ -162,7 +150,7 @@ def test_when_the_aggregator_is_down_the_task_stops_and_schedules_the_outbox_ret
 ) -> None:
     from django_q.models import Schedule
 
-    order, _ = services.order_receive(offer=offer())
+    order, _ = services.order_receive(offer=new_order_offer())
     aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
     aggregator.on("/v1/provider/balances", 200)

@@ -71,22 +71,18 @@ class CursorWrapper(base.SQLiteCursorWrapper):
         return lock  # a write in autocommit mode: its own one-statement transaction
 
     def execute(self, query: str, params: Any = None) -> Any:
-        lock = self._lock_for(query)
-        if lock is None:
-            return super().execute(query, params)
-        lock.acquire()
-        try:
-            return super().execute(query, params)
-        finally:
-            lock.release()
+        return self._holding_lock_for(query, super().execute, query, params)
 
     def executemany(self, query: str, param_list: Any) -> Any:
+        return self._holding_lock_for(query, super().executemany, query, param_list)
+
+    def _holding_lock_for(self, query: str, run: Any, *args: Any) -> Any:
         lock = self._lock_for(query)
         if lock is None:
-            return super().executemany(query, param_list)
+            return run(*args)
         lock.acquire()
         try:
-            return super().executemany(query, param_list)
+            return run(*args)
         finally:
             lock.release()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from orders import services as order_services
 from orders.models import Order, OrderStatus
 from provision import canonical_json, request_context, signing, task_context
 from provision import logging as provision_logging
+from provision.testing import subprocess_env
 from psp import services as psp_services
 from psp.models import Transfer
 
@@ -279,15 +279,6 @@ def test_full_order_flow_logs_no_account_number_no_secret_and_no_signature(
 
 
 def _settings_in_subprocess(**env: str) -> str:
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        "PROVISION_READ_DOTENV": "0",
-        "DJANGO_SETTINGS_MODULE": "provision.settings.base",
-        "SECRET": "s" * 50,
-        "AGGREGATOR_CLIENT_ID": "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b",
-        "AGGREGATOR_SECRET_KEY": "secret",
-        "DATABASE_URL": "sqlite:////tmp/provision-logformat-test.sqlite3",
-    }
     result = subprocess.run(
         [
             sys.executable,
@@ -295,7 +286,7 @@ def _settings_in_subprocess(**env: str) -> str:
             "import django; django.setup(); from django.conf import settings; print(settings.LOG_FORMAT)",
         ],
         cwd=ROOT,
-        env={**base, **env},
+        env=subprocess_env(**env),
         capture_output=True,
         text=True,
         timeout=60,

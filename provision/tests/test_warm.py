@@ -3,10 +3,11 @@ would otherwise each import on their first request or task."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from provision.testing import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,20 +22,10 @@ print(" ".join(sorted(set(sys.modules) - before)))
 
 
 def imported_by(function: str) -> set[str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PROVISION_READ_DOTENV": "0",
-        "DJANGO_SETTINGS_MODULE": "provision.settings.base",
-        "SECRET": "s" * 50,
-        "AGGREGATOR_CLIENT_ID": "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b",
-        "AGGREGATOR_SECRET_KEY": "secret",
-        "DATABASE_URL": "sqlite:////tmp/provision-warm-test.sqlite3",
-        "PSP": "sandbox",
-    }
     result = subprocess.run(  # noqa: S603 - this interpreter, a fixed probe
         [sys.executable, "-c", PROBE, function],
         cwd=ROOT,
-        env=env,
+        env=subprocess_env(PSP="sandbox"),
         capture_output=True,
         text=True,
         timeout=60,
