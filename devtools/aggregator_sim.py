@@ -395,17 +395,43 @@ def _session() -> requests.Session:
 
 
 class _SimServer(ThreadingHTTPServer):
+    """Connections are kept alive between requests, as the Go aggregator's server does; the ones still
+    open are closed when the simulator stops listening (``refuse_connections``, ``stop``)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], simulator: AggregatorSimulator) -> None:
         self.simulator = simulator
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        """No further request on a kept-alive connection: an answer being written still goes out."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RD)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Go sets TCP_NODELAY on every connection; without it, an answer's body written after its headers on
+    # a kept-alive connection waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server_version = "aggregator-sim"
     sys_version = ""
     timeout = 30  # seconds a client may take to send its request
@@ -623,6 +649,7 @@ class AggregatorSimulator:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_open_connections()
         if thread is not None:
             thread.join(2.0)
 
@@ -1289,19 +1316,23 @@ class AggregatorSimulator:
     @staticmethod
     def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
         length_text = handler.headers.get("Content-Length")
+        if handler.headers.get("Transfer-Encoding"):
+            handler.close_connection = True  # a body this server does not read: the connection ends here
         if not length_text:
             return b""
         try:
             length = int(length_text)
         except ValueError:
+            handler.close_connection = True
             return b""
         if length <= 0:
             return b""
+        if length > _MAX_BODY:
+            handler.close_connection = True  # the rest of the body is never read
         return handler.rfile.read(min(length, _MAX_BODY))
 
     @staticmethod
     def _answer(handler: BaseHTTPRequestHandler, reply: _Reply) -> None:
-        handler.close_connection = True
         try:
             handler.send_response(reply.status)
             if reply.content_type and reply.body:
@@ -1309,7 +1340,8 @@ class AggregatorSimulator:
             for name, value in reply.headers.items():
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(reply.body)))
-            handler.send_header("Connection", "close")
+            if handler.close_connection:
+                handler.send_header("Connection", "close")
             handler.end_headers()
             if reply.body and handler.command != "HEAD":
                 handler.wfile.write(reply.body)

@@ -5,6 +5,7 @@ No Django and no database: run with ``pytest -p no:django devtools/tests``.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -724,6 +725,39 @@ def test_refuse_connections_then_listen_again_on_the_same_port(sim: AggregatorSi
     assert sim.wait_listening(3)
     assert sim.port == port
     assert requests.get(sim.base_url + "/health", timeout=2).status_code == 200
+
+
+def test_a_connection_is_kept_alive_between_requests_like_the_go_server(sim: AggregatorSimulator) -> None:
+    connection = http.client.HTTPConnection(sim.host, sim.port, timeout=2)
+    answers = []
+    for _ in range(3):
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        answers.append((response.status, response.getheader("Connection")))
+        response.read()
+    local_port = connection.sock.getsockname()[1]
+    connection.request("GET", "/health")
+    connection.getresponse().read()
+
+    assert answers == [(200, None)] * 3
+    assert connection.sock.getsockname()[1] == local_port  # the same connection throughout
+    connection.close()
+
+
+def test_refusing_connections_also_ends_the_kept_alive_ones(sim: AggregatorSimulator) -> None:
+    connection = http.client.HTTPConnection(sim.host, sim.port, timeout=2)
+    connection.request("GET", "/health")
+    connection.getresponse().read()
+
+    sim.refuse_connections(5)
+
+    def ask_again() -> None:
+        connection.request("GET", "/health")
+        connection.getresponse()
+
+    with pytest.raises(ConnectionError):  # RemoteDisconnected, a reset or a broken pipe: it ended
+        ask_again()
+    connection.close()
 
 
 # ------------------------------------------------------------------------------- calls to the node
