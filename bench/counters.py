@@ -3,7 +3,9 @@
 Installed by ``BenchConfig.ready`` when ``BENCH_STATS_DIR`` is set (bench settings only). Each process
 (gunicorn worker, qcluster sentinel / pusher / monitor / worker) writes ``<role>-<pid>.json`` into that
 directory from a daemon thread every 0.2 s when its counts changed; forked children start from zero and
-get their own thread. The bench sums the files before and after a measured batch.
+get their own thread. The bench sums the files before and after a measured batch. Counting is on only
+while ``<directory>/counting`` exists (``counting_switch``), which the same thread checks: the bench's
+throughput phases run without it.
 
 What is counted: every statement through Django's cursor (``execute_wrapper``), statements that write
 (INSERT / UPDATE / DELETE), and explicit commits (``connection.commit()``: the end of every outermost
@@ -24,7 +26,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _counts = {"queries": 0, "writes": 0, "commits": 0}
-_state: dict[str, Any] = {"dir": None, "written": None}
+_state: dict[str, Any] = {"dir": None, "written": None, "counting": False}
 _WRITES = ("INSERT", "UPDATE", "DELETE")
 _TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
 _by_statement: dict[str, int] = {}
@@ -54,7 +56,15 @@ def _statement_key(sql: str) -> str:
     return f"{verb} {match.group(1) if match else '-'}"
 
 
+def counting_switch(directory: str | Path) -> Path:
+    """The file whose presence turns counting on in every process (within 0.2 s): the bench counts during
+    its per-order batch only, so the throughput phases run the node as production runs it."""
+    return Path(directory) / "counting"
+
+
 def _execute_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    if not _state["counting"]:
+        return execute(sql, params, many, context)
     key = _statement_key(sql)
     with _lock:
         _counts["queries"] += 1
@@ -71,7 +81,8 @@ def _on_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
         original_commit = connection.commit
 
         def commit() -> None:
-            _count("commits")
+            if _state["counting"]:
+                _count("commits")
             original_commit()
 
         connection.commit = commit
@@ -81,6 +92,7 @@ def _flush() -> None:
     directory = _state["dir"]
     if directory is None:
         return
+    _state["counting"] = counting_switch(directory).exists()
     with _lock:
         snapshot: dict[str, Any] = dict(_counts)
         snapshot["by_statement"] = dict(_by_statement)

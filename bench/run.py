@@ -486,6 +486,23 @@ def run_per_order(
     statements = False
     with suppress(Exception):
         statements = db.statements_available()
+    switch = counters.counting_switch(stats_dir)
+    switch.parent.mkdir(parents=True, exist_ok=True)
+    switch.touch()  # every node process counts its statements from now until the batch is measured
+    try:
+        return _measure_per_order(sim, db, stats_dir, config, node, statements)
+    finally:
+        switch.unlink(missing_ok=True)
+
+
+def _measure_per_order(
+    sim: AggregatorSimulator,
+    db: Database,
+    stats_dir: Path,
+    config: Config,
+    node: NodeProcesses,
+    statements: bool,
+) -> dict[str, Any]:
     time.sleep(0.5 if config.quick else 1.0)
     idle_before = _snapshot(db, stats_dir, statements)
     idle_commits_before = db.xact_commit()
