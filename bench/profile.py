@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import counters
-from bench.run import ACCOUNT, CLIENT_ID, FUNDS, SECRET, out
+from bench.run import ACCOUNT, CLIENT_ID, FUNDS, SECRET, node_settings, out
 
 
 def _configure(db: str, workdir: Path) -> None:
@@ -51,17 +51,7 @@ def _configure(db: str, workdir: Path) -> None:
         url = f"sqlite:///{workdir / 'profile.sqlite3'}"
     os.environ.update(
         {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
-            "PROVISION_READ_DOTENV": "0",
-            "DEBUG": "false",
-            "DATABASE_URL": url,
-            "SECRET": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
-            "AGGREGATOR_CLIENT_ID": CLIENT_ID,
-            "AGGREGATOR_SECRET_KEY": SECRET,
-            "CURRENCIES": "NGN",
-            "PSP": "sandbox",
-            "SANDBOX_BALANCES": f"NGN:{FUNDS}",
-            "SANDBOX_LATENCY_SECONDS": "0",
+            **node_settings(url),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info"),  # as the bench runs the node
             "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
         }

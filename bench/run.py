@@ -216,16 +216,15 @@ class Database:
         )
 
 
-def node_env(db: Database, aggregator_url: str, stats_dir: Path) -> dict[str, str]:
+def node_settings(database_url: str) -> dict[str, str]:
+    """The node's settings under benchmark (bench.settings, sandbox PSP answering at once), for the node's
+    processes here and for bench.profile's single process."""
     return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "PROVISION_READ_DOTENV": "0",
         "DEBUG": "false",
-        "DATABASE_URL": db.url,
+        "DATABASE_URL": database_url,
         "SECRET": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
-        "AGGREGATOR_BASE_URL": aggregator_url,
         "AGGREGATOR_CLIENT_ID": CLIENT_ID,
         "AGGREGATOR_SECRET_KEY": SECRET,
         "CURRENCIES": "NGN",
@@ -234,6 +233,15 @@ def node_env(db: Database, aggregator_url: str, stats_dir: Path) -> dict[str, st
         "SANDBOX_LATENCY_SECONDS": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "info",
+    }
+
+
+def node_env(db: Database, aggregator_url: str, stats_dir: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
+        **node_settings(db.url),
+        "AGGREGATOR_BASE_URL": aggregator_url,
         "BENCH_STATS_DIR": str(stats_dir),
     }
 

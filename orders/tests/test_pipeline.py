@@ -48,6 +48,15 @@ def enqueue_fulfils(order: Any) -> None:
         )
 
 
+def offered_order(aggregator: AggregatorFake, *, fulfil_status: int = 200) -> Any:
+    """An order offered to the node, with the aggregator accepting it and answering fulfils and balances."""
+    order, _ = services.order_receive(offer=new_order_offer())
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", fulfil_status)
+    aggregator.on("/v1/provider/balances", 200)
+    return order
+
+
 def test_a_received_order_gets_exactly_one_queued_task_to_process_it_from_the_dispatcher(
     unsynced: None,
 ) -> None:
@@ -114,11 +123,7 @@ def test_one_delivery_run_is_queued_for_every_outbox_row_written_in_one_transact
 def test_one_task_takes_an_order_from_received_to_fulfilled_and_queues_nothing_more(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
-    order, _ = services.order_receive(offer=new_order_offer())
-    OrmQ.objects.all().delete()  # the worker has taken the intake's task
-    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
-    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
-    aggregator.on("/v1/provider/balances", 200)
+    order = offered_order(aggregator)
 
     status = tasks.order_process(order_pk=order.pk)
 
@@ -133,10 +138,7 @@ def test_one_task_takes_an_order_from_received_to_fulfilled_and_queues_nothing_m
 def test_a_task_run_again_after_its_order_is_done_changes_nothing(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
-    order, _ = services.order_receive(offer=new_order_offer())
-    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
-    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
-    aggregator.on("/v1/provider/balances", 200)
+    order = offered_order(aggregator)
     tasks.order_process(order_pk=order.pk)
     calls = len(aggregator.calls)
 
@@ -150,10 +152,7 @@ def test_when_the_aggregator_is_down_the_task_stops_and_schedules_the_outbox_ret
 ) -> None:
     from django_q.models import Schedule
 
-    order, _ = services.order_receive(offer=new_order_offer())
-    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
-    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
-    aggregator.on("/v1/provider/balances", 200)
+    order = offered_order(aggregator, fulfil_status=503)
 
     assert tasks.order_process(order_pk=order.pk) == OrderStatus.PAID
 
