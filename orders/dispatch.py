@@ -16,6 +16,8 @@ share one ``request_id``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +26,11 @@ from provision import queue
 
 DISPATCH_INTERVAL = 0.05  # seconds between two looks at the orders table while the queue is busy
 DISPATCH_LIMIT = 200
+# An order's task keeps no success row in django-q2's result table: the order's own state and transition
+# log say what it did, and a row per order would cost the cluster's monitor a SELECT and an INSERT (with
+# the pickled result) for each. Failures are still stored; the worker heartbeat (provision.health) comes
+# from the minute sweep's rows.
+ORDER_TASK_OPTIONS: dict[str, Any] = {"save": False}
 
 
 def dispatch_received(*, limit: int = DISPATCH_LIMIT) -> int:
@@ -44,6 +51,7 @@ def dispatch_received(*, limit: int = DISPATCH_LIMIT) -> int:
                     func="orders.tasks.order_process",
                     name=f"order_process:{pk}",
                     kwargs={"order_pk": pk},
+                    options=ORDER_TASK_OPTIONS,
                     request_id=request_id,
                 )
                 for pk, request_id in waiting

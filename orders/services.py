@@ -26,6 +26,7 @@ from django_fsm import can_proceed
 
 from balances import services as balance_services
 from orders import locks, outbox
+from orders.dispatch import ORDER_TASK_OPTIONS
 from orders.clients.aggregator import (
     AcceptedOrder,
     AggregatorClient,
@@ -127,7 +128,12 @@ def order_receive(*, offer: Offer) -> tuple[Order, bool]:
         logger.info("order.offer_repeated", extra={"order_id": offer.order_id, "status": existing.status})
         return existing, False
     if queue.runs_inline():
-        queue.enqueue("orders.tasks.order_process", order_pk=order.pk, task_name=f"order_process:{order.pk}")
+        queue.enqueue(
+            "orders.tasks.order_process",
+            order_pk=order.pk,
+            task_name=f"order_process:{order.pk}",
+            q_options=ORDER_TASK_OPTIONS,
+        )
     logger.info("order.received", extra={"order_id": order.order_id, "flavour": order.flavour})
     return order, True
 

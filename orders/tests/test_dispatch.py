@@ -72,6 +72,23 @@ def test_a_task_runs_with_the_request_id_of_the_offer_that_brought_its_order(uns
     assert task["request_id"] == "aggregator-offer-17"
 
 
+def test_an_order_task_stores_no_success_row_but_keeps_its_failure(unsynced: None) -> None:
+    from django.utils import timezone
+    from django_q.models import Failure, Success
+    from django_q.monitor import save_task
+
+    services.order_receive(offer=new_order_offer("order-1"))
+    dispatch.dispatch_received()
+    [package] = queued()
+    finished = {**package, "stopped": timezone.now(), "result": "fulfilled", "success": True}
+
+    save_task(finished, get_broker())  # what the cluster's monitor does with a finished task
+    assert Success.objects.count() == 0
+
+    save_task({**finished, "result": "Traceback ...", "success": False}, get_broker())
+    assert list(Failure.objects.values_list("name", "result")) == [(package["name"], "Traceback ...")]
+
+
 def test_the_cluster_broker_dispatches_before_it_hands_out_tasks(unsynced: None) -> None:
     order, _ = services.order_receive(offer=new_order_offer("order-1"))
     broker = get_broker()

@@ -436,7 +436,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     # Keep every result (0): django-q2's own pruning (a positive limit) reads and locks all stored results on
     # every save. Successful results older than TASK_RESULTS_MAX_AGE are purged hourly instead
-    # (orders.tasks.purge_task_results); failures stay until staff delete them.
+    # (orders.tasks.purge_task_results); failures stay until staff delete them. An order's own task stores
+    # no success row at all (orders.dispatch.ORDER_TASK_OPTIONS).
     "save_limit": 0,
     "label": "Worker tasks",
 }
