@@ -18,6 +18,7 @@ from django.utils import timezone
 from balances import locks, selectors
 from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
 from balances.money import MONEY_DECIMAL_PLACES
+from provision.compiled import Lookup
 from provision.errors import Refused
 
 if TYPE_CHECKING:
@@ -37,15 +38,18 @@ class BalanceWouldGoNegative(Refused):
     code = "balance_would_go_negative"
 
 
+_balance_by_currency = Lookup(locks.balance_locked, field="currency")  # provision.compiled
+
+
 def _balance_for_update(currency: str) -> Balance:
-    balance = locks.balance_locked().filter(currency=currency).first()
+    balance = next(iter(_balance_by_currency.all(currency)), None)
     if balance is None:
         try:
             with transaction.atomic():
                 Balance.objects.create(currency=currency)
         except IntegrityError:
             pass  # another process created it first
-        balance = locks.balance_locked().get(currency=currency)
+        balance = _balance_by_currency.get(currency)
     return balance
 
 

@@ -222,7 +222,7 @@ def _record_delivery(*, message: OutboxMessage, status_code: int) -> None:
     with transaction.atomic():
         order = None
         if message.order_id is not None and _reports_success(message):
-            order = locks.order_locked().get(pk=message.order_id)
+            order = locks.lock_order(message.order_id)
         changes: dict[str, object] = {
             "status": OutboxStatus.DELIVERED,
             "delivered_at": timezone.now(),
@@ -274,7 +274,7 @@ def outbox_deliver_order(*, order_pk: int, client: AggregatorClient | None = Non
     left = False
     with transaction.atomic():
         due: list[OutboxMessage] = []
-        for message in locks.outbox_rows_of_order(order_pk).filter(status=OutboxStatus.PENDING):
+        for message in locks.lock_pending_outbox_rows(order_pk):
             if message.next_attempt_at > now:
                 left = True
                 break

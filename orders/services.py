@@ -26,7 +26,6 @@ from django_fsm import can_proceed
 
 from balances import services as balance_services
 from orders import locks, outbox
-from orders.dispatch import ORDER_TASK_OPTIONS
 from orders.clients.aggregator import (
     AcceptedOrder,
     AggregatorClient,
@@ -36,6 +35,7 @@ from orders.clients.aggregator import (
     accepted_order_from,
     fulfil_payload,
 )
+from orders.dispatch import ORDER_TASK_OPTIONS
 from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind, ReviewListEntry
 from provision import queue, request_context
 from provision.errors import Conflict, NotFound
@@ -203,7 +203,7 @@ def order_decide(
     ``actor`` is set when a staff user accepts an order in the ``staff`` manual policy.
     """
     now = now or timezone.now()
-    order = locks.order_locked().get(pk=order_pk)
+    order = locks.lock_order(order_pk)
     if order.status != OrderStatus.RECEIVED:
         logger.info("order.decide_skipped", extra={"order_id": order.order_id, "status": order.status})
         return order
@@ -275,7 +275,7 @@ def order_accept_with_aggregator(
 
 @transaction.atomic(durable=True)
 def _note_accept_unknown(*, order_pk: int, error: str) -> None:
-    order = locks.order_locked().get(pk=order_pk)
+    order = locks.lock_order(order_pk)
     order.accept_attempts += 1
     order.accept_outcome_unknown = True
     order.save(update_fields=["accept_attempts", "accept_outcome_unknown", "updated_at"])
@@ -316,7 +316,7 @@ def _fiat_from_list_row(row: dict[str, Any]) -> Decimal | None:
 def order_apply_accepted(*, order_pk: int, accepted: AcceptedOrder, now: datetime | None = None) -> Order:
     """Persist the recipient from the accept answer, then move to ``accepted`` or ``held``."""
     now = now or timezone.now()
-    order = locks.order_locked().get(pk=order_pk)
+    order = locks.lock_order(order_pk)
     if order.status != OrderStatus.ACCEPTING:
         logger.info("order.accept_answer_repeat", extra={"order_id": order.order_id, "status": order.status})
         return order
@@ -378,7 +378,7 @@ def _kick_payout(order_pk: int) -> None:
 def order_apply_accept_refused(*, order_pk: int, reason: str, now: datetime | None = None) -> Order:
     """The aggregator says the order is not ours: release the reservation; never pay."""
     now = now or timezone.now()
-    order = locks.order_locked().get(pk=order_pk)
+    order = locks.lock_order(order_pk)
     if order.status != OrderStatus.ACCEPTING:
         return order
     balance_services.balance_release(order=order, reason=reason)
@@ -611,7 +611,7 @@ def order_resolve_review(
 def order_record_fulfil_reported(*, order_pk: int, now: datetime | None = None) -> None:
     """The aggregator took fulfil ``success``: paid -> fulfilled (also the sweep's catch-up)."""
     with transaction.atomic():
-        order_record_fulfil_reported_locked(order=locks.order_locked().get(pk=order_pk), now=now)
+        order_record_fulfil_reported_locked(order=locks.lock_order(order_pk), now=now)
 
 
 def order_record_fulfil_reported_locked(*, order: Order, now: datetime | None = None) -> None:
@@ -633,14 +633,14 @@ def order_expire_due(*, now: datetime | None = None) -> int:
         "pk", flat=True
     ):
         with transaction.atomic():
-            order = locks.order_locked().get(pk=pk)
+            order = locks.lock_order(pk)
             if order.status == OrderStatus.RECEIVED and order.accept_deadline <= now:
                 order.expire(at=now, description="Not accepted within the order request window")
                 order.save()
                 count += 1
     for pk in Order.objects.filter(status=OrderStatus.HELD, hold_until__lte=now).values_list("pk", flat=True):
         with transaction.atomic():
-            order = locks.order_locked().get(pk=pk)
+            order = locks.lock_order(pk)
             if order.status == OrderStatus.HELD and order.hold_until and order.hold_until <= now:
                 _cancel_locked(order, reason=APPROVAL_TIMEOUT_REASON, now=now, actor=None)
                 count += 1

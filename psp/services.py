@@ -35,6 +35,7 @@ from orders import locks as order_locks
 from orders import services as order_services
 from orders.models import Order, OrderStatus
 from provision import queue
+from provision.compiled import Lookup
 from provision.logging import mask_account, redact_payload
 from psp import health, registry
 from psp.base import (
@@ -216,7 +217,7 @@ def _claim(candidates: list[tuple[PspAdapter, health.PspHealth]]) -> PspAdapter 
 
 @transaction.atomic(durable=True)
 def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check: NameCheck | None) -> Order:
-    order = order_locks.order_locked().get(pk=order_pk)
+    order = order_locks.lock_order(order_pk)
     if not can_proceed(order.start_payout):
         raise order_services.OrderTransitionNotAllowed(
             f"Cannot pay an order that is {order.get_status_display().lower()}",
@@ -273,7 +274,15 @@ def _lock_order_of(transfer_pk: int, order_pk: int | None = None) -> Order:
     """Lock the transfer's order (always before the transfer: lock order Order -> Transfer -> Balance)."""
     if order_pk is None:
         order_pk = Transfer.objects.values_list("order_id", flat=True).get(pk=transfer_pk)
-    return order_locks.order_locked().get(pk=order_pk)
+    return order_locks.lock_order(order_pk)
+
+
+_transfer_by_pk = Lookup(lambda: Transfer.objects.select_for_update())  # provision.compiled
+
+
+def _lock_transfer(transfer_pk: int) -> Transfer:
+    """``Transfer.objects.select_for_update().get(pk=transfer_pk)``; lock its order first."""
+    return _transfer_by_pk.get(transfer_pk)
 
 
 def _history(transfer: Transfer, event: str, **data: object) -> None:
@@ -283,7 +292,7 @@ def _history(transfer: Transfer, event: str, **data: object) -> None:
 @transaction.atomic(durable=True)
 def _mark_sending(transfer_pk: int) -> Transfer | None:
     """Count the send before the PSP call, so a crash after it is known to be a maybe-sent."""
-    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    transfer = _lock_transfer(transfer_pk)
     if transfer.status != TransferStatus.CREATED:
         return None
     transfer.sends += 1
@@ -387,7 +396,7 @@ def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
     _forget()
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
-    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    transfer = _lock_transfer(transfer_pk)
     _history(transfer, "unreachable", error=error.message[:200], http_status=error.http_status)
     transfer.next_check_at = _next_check(transfer, now)
     if now - transfer.created_at > PAYOUT_REVIEW_AFTER and order.status == OrderStatus.PAYING:
@@ -408,7 +417,7 @@ def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfe
     _forget()
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
-    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    transfer = _lock_transfer(transfer_pk)
     if transfer.status not in (TransferStatus.CREATED, TransferStatus.PENDING):
         return transfer
     transfer.status = TransferStatus.REJECTED
@@ -439,7 +448,7 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult, order_pk: i
     """Apply what the PSP says about a transfer to it and its order (under both locks)."""
     now = timezone.now()
     order = _lock_order_of(transfer_pk, order_pk)
-    transfer = Transfer.objects.select_for_update().get(pk=transfer_pk)
+    transfer = _lock_transfer(transfer_pk)
     if transfer.status in (TransferStatus.SUCCEEDED, TransferStatus.FAILED, TransferStatus.REJECTED):
         logger.info(
             "payout.result_repeat", extra={"reference": transfer.reference, "status": transfer.status}

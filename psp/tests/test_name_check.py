@@ -211,18 +211,18 @@ def test_the_account_is_resolved_before_the_order_is_locked(
 ) -> None:
     settings.PAYOUT_NAME_CHECK = "warn"
     events: list[str] = []
-    real_lock, real_resolve = order_locks.order_locked, SandboxAdapter.resolve_account
+    real_lock, real_resolve = order_locks.lock_order, SandboxAdapter.resolve_account
 
-    def lock() -> Any:
+    def lock(order_pk: int) -> Any:
         events.append("lock")
-        return real_lock()
+        return real_lock(order_pk)
 
     def resolve(self: SandboxAdapter, *, recipient: Recipient, currency: str) -> AccountName:
         events.append("resolve")
         return real_resolve(self, recipient=recipient, currency=currency)
 
     order = accepted_order()
-    monkeypatch.setattr(order_locks, "order_locked", lock)
+    monkeypatch.setattr(order_locks, "lock_order", lock)
     monkeypatch.setattr(SandboxAdapter, "resolve_account", resolve)
 
     services.payout_start(order_pk=order.pk)
