@@ -96,6 +96,7 @@ def test_a_missing_row_raises_does_not_exist_like_get() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_a_locking_read_outside_a_transaction_is_refused_like_the_orm() -> None:
     order = OrderFactory.create()
     lookup = Lookup(locks.order_locked)
