@@ -281,8 +281,10 @@ def outbox_deliver_order(*, order_pk: int, client: AggregatorClient | None = Non
             message.attempts += 1
             message.next_attempt_at = now + LEASE
             due.append(message)
-        if due:
-            OutboxMessage.objects.bulk_update(due, ["attempts", "next_attempt_at"])
+        if due:  # one plain UPDATE: every claimed row gets the same lease and one more attempt
+            OutboxMessage.objects.filter(pk__in=[message.pk for message in due]).update(
+                attempts=F("attempts") + 1, next_attempt_at=now + LEASE
+            )
     client = client or AggregatorClient(AggregatorConfig.from_settings())
     for index, message in enumerate(due):
         try:
