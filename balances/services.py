@@ -42,7 +42,7 @@ _balance_by_currency = Lookup(locks.balance_locked, field="currency")  # provisi
 
 
 def _balance_for_update(currency: str) -> Balance:
-    balance = next(iter(_balance_by_currency.all(currency)), None)
+    balance = _balance_by_currency.first(currency)
     if balance is None:
         try:
             with transaction.atomic():

@@ -42,8 +42,8 @@ class _Compiled:
 class Lookup(Generic[M]):
     """``queryset().filter(<field>=value)`` read as model instances, compiled once per database alias.
 
-    ``get(value)`` behaves like ``QuerySet.get`` (one row or ``DoesNotExist``), ``all(value)`` like
-    ``list()`` of the queryset."""
+    ``get(value)`` behaves like ``QuerySet.get`` (one row or ``DoesNotExist``), ``first(value)`` like
+    ``QuerySet.first`` and ``all(value)`` like ``list()`` of the queryset."""
 
     def __init__(self, queryset: Callable[[], QuerySet[M]], *, field: str = "pk") -> None:
         self._queryset = queryset
@@ -65,6 +65,11 @@ class Lookup(Generic[M]):
         if len(rows) > 1:
             raise model.MultipleObjectsReturned(f"get() returned more than one {model._meta.object_name}.")
         return rows[0]
+
+    def first(self, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> M | None:
+        """Like ``QuerySet.first``: the first row in the queryset's order (by pk when it has none)."""
+        rows = self._rows(value, using, limit=1)
+        return rows[0] if rows else None
 
     def all(self, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> list[M]:
         return self._rows(value, using, limit=None)
@@ -126,11 +131,13 @@ class Lookup(Generic[M]):
                 "Lookup takes plain model querysets (no values, select_related, annotations, slices)"
             )
         queryset = plain.filter(**{self._field: _MARKER})
+        if limit == 1 and not queryset.ordered:
+            queryset = queryset.order_by("pk")  # as QuerySet.first does
         query = queryset.query
         if limit is not None and (
             not query.select_for_update or connection.features.supports_select_for_update_with_limit
         ):
-            query.set_limits(high=limit)  # as QuerySet.get does
+            query.set_limits(high=limit)  # as QuerySet.get and first do
         compiler = query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         marker = self._prepare(_MARKER, connection)

@@ -156,3 +156,19 @@ def test_querysets_it_cannot_stand_for_are_refused() -> None:
         Lookup(lambda: Transfer.objects.select_related("order")).get(1)
     with pytest.raises(ValueError, match="plain model querysets"):
         Lookup(lambda: Order.objects.filter(status=OrderStatus.RECEIVED)[:5]).get(1)
+
+
+@transaction.atomic
+def test_first_is_queryset_first() -> None:
+    OrderFactory.create_batch(2, currency="KES")  # the model's own ordering picks one of them
+    lookup = Lookup(lambda: Order.objects.all(), field="currency")
+
+    with CaptureQueriesContext(connection) as orm:
+        expected = Order.objects.filter(currency="KES").first()
+    with CaptureQueriesContext(connection) as compiled:
+        found = lookup.first("KES")
+
+    assert found is not None
+    assert found == expected
+    assert [q["sql"] for q in compiled.captured_queries] == [q["sql"] for q in orm.captured_queries]
+    assert lookup.first("GHS") is None
