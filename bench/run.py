@@ -591,7 +591,49 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var
 
 
-def run_rate(sim: AggregatorSimulator, poller: TxStatusPoller, rate: float, config: Config) -> dict[str, Any]:
+def _server_cpu_seconds(name: str = "postgres") -> dict[int, float]:
+    """CPU time used so far by each live process called ``name`` (the database server's backends)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.find("(") + 1 : stat.rfind(")")] != name:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def _cpu_split(node: NodeProcesses) -> dict[str, Any]:
+    """CPU seconds so far of each party on the machine: the node's web and worker trees, the database
+    server (per backend), and this process (load generator, aggregator simulator, /tx_status poller)."""
+    worker = node.worker.pid if node.worker else None
+    return {
+        "web": tree_cpu_seconds(node.web.pid),
+        "worker": tree_cpu_seconds(worker) if worker else 0.0,
+        "database": _server_cpu_seconds(),
+        "bench": time.process_time(),
+    }
+
+
+def _cpu_used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """Seconds each party used between two ``_cpu_split`` readings (a backend that ended meanwhile is
+    not counted; one that started is counted whole)."""
+    used = {party: after[party] - before[party] for party in ("web", "worker", "bench")}
+    used["database"] = sum(
+        seconds - before["database"].get(pid, 0.0) for pid, seconds in after["database"].items()
+    )
+    return used
+
+
+def run_rate(
+    sim: AggregatorSimulator, poller: TxStatusPoller, rate: float, config: Config, node: NodeProcesses
+) -> dict[str, Any]:
     duration = config.e2e_seconds
     total = int(rate * duration)
     ids: list[str] = []
@@ -599,6 +641,7 @@ def run_rate(sim: AggregatorSimulator, poller: TxStatusPoller, rate: float, conf
     backlog: list[tuple[float, float]] = []
     poller.ids = ids
     asked_before = len(poller.latencies)
+    cpu_before = _cpu_split(node)
     t0 = time.monotonic()
     next_sample = t0
     for i in range(total):
@@ -616,6 +659,8 @@ def run_rate(sim: AggregatorSimulator, poller: TxStatusPoller, rate: float, conf
         pending = sim.unsettled(pending)
         time.sleep(0.2)
     drained_after = time.monotonic() - t0 - offered_for
+    cpu = _cpu_used(cpu_before, _cpu_split(node))
+    wall = time.monotonic() - t0
     orders = [sim.order(o) for o in ids]
     outcomes: dict[str, int] = {}
     for order in orders:
@@ -648,12 +693,18 @@ def run_rate(sim: AggregatorSimulator, poller: TxStatusPoller, rate: float, conf
         "offer_to_fulfilled_reported_ms": load.summarise_ms(latencies("offer_to_validated_ms")),
         "new_order_answer_ms": load.summarise_ms([o.notify_ms for o in orders if o.notify_ms is not None]),
         "tx_status_ms": load.summarise_ms(poller.latencies[asked_before:]),
+        # CPU per offered order, offering and draining included, of everything sharing the machine's cores
+        "cpu_ms_per_order": {
+            party: round(seconds * 1000 / max(len(ids), 1), 2) for party, seconds in cpu.items()
+        },
+        "cpu_busy_share": round(sum(cpu.values()) / (wall * (os.cpu_count() or 1)), 3),
     }
     log(
         f"e2e {rate:g}/s: completed {result['completed_per_s']}/s, outcomes {outcomes}, "
         f"accept p95 {result['offer_to_accept_ms']['p95']} ms, "
         f"fulfilled p95 {result['offer_to_fulfilled_reported_ms']['p95']} ms, "
-        f"backlog growth {result['backlog_growth_per_s']}/s"
+        f"backlog growth {result['backlog_growth_per_s']}/s, CPU ms/order {result['cpu_ms_per_order']}, "
+        f"cores busy {result['cpu_busy_share']:.0%}"
     )
     return result
 
@@ -698,7 +749,7 @@ def run_backend(kind: str, config: Config) -> dict[str, Any]:
                 poller = TxStatusPoller(sim, node.url).start()
                 try:
                     result["e2e"] = {
-                        f"{rate:g}": run_rate(sim, poller, rate, config) for rate in config.rates
+                        f"{rate:g}": run_rate(sim, poller, rate, config, node) for rate in config.rates
                     }
                 finally:
                     poller.stop()
