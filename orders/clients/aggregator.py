@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from orders.clients import transport
 from provision import canonical_json, metrics, request_context, signing
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ class AggregatorClient:
     ) -> None:
         self.config = config
         self.session = session or shared_session(config.base_url)
+        # Direct connections go through the lean transport; a given session or a proxy through requests.
+        self.direct = session is None and not self.session.proxies
         self.clock = clock
 
     def _url(self, path: str) -> str:
@@ -165,49 +168,69 @@ class AggregatorClient:
         query = urlencode({**params, "timestamp": str(timestamp)})
         return self._send("GET", f"{self._url(path)}?{query}", headers=self._auth_headers(signature))
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> AggregatorAnswer:
+    def _exchange(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, str | None, bytes]:
+        """Status, Retry-After and body of one exchange; ``TransportError`` or ``RequestException``
+        when there was no answer."""
+        if self.direct:
+            answer = transport.request(
+                method,
+                url,
+                body=data,
+                headers=headers,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
+            )
+            return answer.status, answer.headers.get("Retry-After"), answer.body
+        response = self.session.request(
+            method,
+            url,
+            data=data,
+            headers=headers,
+            timeout=(self.config.connect_timeout, self.config.read_timeout),
+        )
+        return response.status_code, response.headers.get("Retry-After"), response.content
+
+    def _send(
+        self, method: str, url: str, *, headers: dict[str, str], data: bytes | None = None
+    ) -> AggregatorAnswer:
         started = time.monotonic()
         try:
-            response = self.session.request(
-                method, url, timeout=(self.config.connect_timeout, self.config.read_timeout), **kwargs
-            )
-        except requests.RequestException as exc:
+            status, retry_after, content = self._exchange(method, url, data, headers)
+        except (transport.TransportError, requests.RequestException) as exc:
             metrics.aggregator_call(
                 call=_call_name(url), outcome="unavailable", seconds=time.monotonic() - started
             )
-            logger.warning(
-                "aggregator.unreachable", extra={"method": method, "url": url, "error": type(exc).__name__}
-            )
-            raise AggregatorUnavailable(f"aggregator unreachable: {type(exc).__name__}") from exc
+            error = str(exc) if isinstance(exc, transport.TransportError) else type(exc).__name__
+            logger.warning("aggregator.unreachable", extra={"method": method, "url": url, "error": error})
+            raise AggregatorUnavailable(f"aggregator unreachable: {error}") from exc
         elapsed_ms = int((time.monotonic() - started) * 1000)
-        status = response.status_code
         outcome = "ok" if status < 400 else "unavailable" if status == 429 or status >= 500 else "refused"
         metrics.aggregator_call(call=_call_name(url), outcome=outcome, seconds=time.monotonic() - started)
-        message, data = self._decode(response)
+        message, data_ = self._decode(content)
         logger.info(
             "aggregator.call",
-            extra={"method": method, "url": url, "status": response.status_code, "elapsed_ms": elapsed_ms},
+            extra={"method": method, "url": url, "status": status, "elapsed_ms": elapsed_ms},
         )
-        if response.status_code == 429 or response.status_code >= 500:
+        if status == 429 or status >= 500:
             raise AggregatorUnavailable(
-                message or f"HTTP {response.status_code}",
-                status_code=response.status_code,
-                retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+                message or f"HTTP {status}",
+                status_code=status,
+                retry_after=_parse_retry_after(retry_after),
             )
-        if response.status_code >= 400:
-            raise AggregatorRefused(
-                message or f"HTTP {response.status_code}", status_code=response.status_code
-            )
-        return AggregatorAnswer(status_code=response.status_code, message=message, data=data)
+        if status >= 400:
+            raise AggregatorRefused(message or f"HTTP {status}", status_code=status)
+        return AggregatorAnswer(status_code=status, message=message, data=data_)
 
     @staticmethod
-    def _decode(response: requests.Response) -> tuple[str, Any]:
-        if not response.content:
+    def _decode(content: bytes) -> tuple[str, Any]:
+        if not content:
             return "", None
         try:
-            body = json.loads(response.content, parse_float=Decimal)
+            body = json.loads(content, parse_float=Decimal)
         except ValueError:
-            return response.text[:200], None
+            return content.decode("utf-8", "replace")[:200], None
         if not isinstance(body, dict):
             return "", body
         return str(body.get("message") or ""), body.get("data")
