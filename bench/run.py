@@ -609,22 +609,30 @@ def _server_cpu_seconds(name: str = "postgres") -> dict[int, float]:
     return used
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy so far (/proc/stat: everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_split(node: NodeProcesses) -> dict[str, Any]:
     """CPU seconds so far of each party on the machine: the node's web and worker trees, the database
-    server (per backend), and this process (load generator, aggregator simulator, /tx_status poller)."""
+    server (per backend), this process (load generator, aggregator simulator, /tx_status poller), and the
+    whole machine (``machine``: every core's busy time, whoever used it)."""
     worker = node.worker.pid if node.worker else None
     return {
         "web": tree_cpu_seconds(node.web.pid),
         "worker": tree_cpu_seconds(worker) if worker else 0.0,
         "database": _server_cpu_seconds(),
         "bench": time.process_time(),
+        "machine": _machine_busy_seconds(),
     }
 
 
 def _cpu_used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
     """Seconds each party used between two ``_cpu_split`` readings (a backend that ended meanwhile is
     not counted; one that started is counted whole)."""
-    used = {party: after[party] - before[party] for party in ("web", "worker", "bench")}
+    used = {party: after[party] - before[party] for party in ("web", "worker", "bench", "machine")}
     used["database"] = sum(
         seconds - before["database"].get(pid, 0.0) for pid, seconds in after["database"].items()
     )
@@ -697,7 +705,7 @@ def run_rate(
         "cpu_ms_per_order": {
             party: round(seconds * 1000 / max(len(ids), 1), 2) for party, seconds in cpu.items()
         },
-        "cpu_busy_share": round(sum(cpu.values()) / (wall * (os.cpu_count() or 1)), 3),
+        "cpu_busy_share": round(cpu["machine"] / (wall * (os.cpu_count() or 1)), 3),
     }
     log(
         f"e2e {rate:g}/s: completed {result['completed_per_s']}/s, outcomes {outcomes}, "

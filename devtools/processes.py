@@ -237,7 +237,9 @@ def tree_memory(pid: int) -> Memory:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by the live processes of a tree, from /proc/<pid>/stat."""
+    """CPU time (user + system) used so far by a tree, from /proc/<pid>/stat: its live processes' own time
+    and the time of those that ended and were reaped (counted in their parent's children's times; django-q2
+    recycles worker processes, so a worker tree loses members as it runs)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for member in process_tree(pid):
@@ -246,5 +248,5 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime (stat's 14-17)
     return total / ticks
