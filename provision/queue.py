@@ -101,29 +101,41 @@ def _package(task: Task) -> str:
     return str(SignedPackage.dumps(package))
 
 
-def insert_tasks(tasks: Sequence[Task], *, at: datetime | None = None) -> None:
+def insert_tasks(
+    tasks: Sequence[Task], *, at: datetime | None = None, claimed_until: datetime | None = None
+) -> list[tuple[int, str]]:
     """Queue ``tasks`` on django-q2's ORM broker with one plain multi-row INSERT into its queue table.
 
     ``async_task`` makes a new broker object and goes through a full ORM ``create`` for every task, about
     three quarters of the cost of queueing one. The cluster takes a row once its lock time has passed:
     ``at`` (now when not given or past).
+
+    ``claimed_until``: the caller is the cluster's broker and runs the tasks itself: the rows are written
+    as django-q2's ``dequeue`` leaves the rows it hands out (locked until then, when another cluster may
+    take them again) and returned as ``(id, payload)`` pairs, the broker's own format. Only where the
+    database returns inserted rows (PostgreSQL, SQLite >= 3.35); elsewhere they are queued as usual and
+    ``[]`` comes back.
     """
     from django_q.conf import Conf
     from django_q.models import OrmQ
 
     if not tasks:
-        return
+        return []
     now = timezone.now()
     db = connections[Conf.ORM]
-    lock = db.ops.adapt_datetimefield_value(at if at is not None and at > now else now)
+    claim = claimed_until is not None and db.features.can_return_rows_from_bulk_insert
+    lock_at = claimed_until if claim else at if at is not None and at > now else now
+    lock = db.ops.adapt_datetimefield_value(lock_at)
     quote = db.ops.quote_name
     rows = ", ".join(["(%s, %s, %s)"] * len(tasks))
+    returning = f" RETURNING {quote('id')}, {quote('payload')}" if claim else ""
     with db.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(OrmQ._meta.db_table)} ({quote('key')}, {quote('payload')}, {quote('lock')})"  # noqa: S608 - quoted identifiers from the model; values are bound
-            f" VALUES {rows}",
+            f" VALUES {rows}{returning}",
             [value for task in tasks for value in (Conf.CLUSTER_NAME, _package(task), lock)],
         )
+        return sorted((int(pk), str(payload)) for pk, payload in cursor.fetchall()) if claim else []
 
 
 def orm_broker() -> bool:

@@ -5,6 +5,7 @@ django-q2 runs unsynchronised here, as in production, so the queue table can be 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -98,6 +99,33 @@ def test_the_cluster_broker_dispatches_before_it_hands_out_tasks(unsynced: None)
     assert SignedPackage.loads(payload)["kwargs"] == {"order_pk": order.pk}
 
 
+def test_the_broker_hands_out_new_orders_tasks_already_claimed_for_its_cluster(unsynced: None) -> None:
+    from django.utils import timezone
+    from django_q.conf import Conf
+
+    orders = [services.order_receive(offer=new_order_offer(f"order-{n}"))[0] for n in range(12)]
+    broker = get_broker()
+
+    first = broker.dequeue()
+    assert [SignedPackage.loads(payload)["kwargs"]["order_pk"] for _, payload in first] == [
+        order.pk for order in orders[: dispatch.CLAIM_LIMIT]
+    ]
+    # Written to the queue table locked for this cluster (django-q2 redelivers them once the lock has
+    # passed, should this cluster die), so no dequeue hands them out a second time meanwhile.
+    rows = OrmQ.objects.filter(pk__in=[pk for pk, _ in first])
+    assert rows.count() == dispatch.CLAIM_LIMIT
+    assert all(row.lock > timezone.now() + timedelta(seconds=Conf.RETRY - 5) for row in rows)
+
+    broker._dispatched_at = 0.0  # the next look at the orders table is due
+    second = broker.dequeue()
+    assert [SignedPackage.loads(payload)["kwargs"]["order_pk"] for _, payload in second] == [
+        order.pk for order in orders[dispatch.CLAIM_LIMIT :]
+    ]
+    assert broker.dequeue() is None  # nothing new, nothing unclaimed in the queue table
+    broker.acknowledge(first[0][0])
+    assert OrmQ.objects.count() == 11
+
+
 def test_a_dispatch_that_fails_queues_nothing_and_leaves_the_orders_waiting(
     unsynced: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,7 +148,8 @@ def test_a_broker_whose_dispatch_fails_still_hands_out_queued_tasks(
     unsynced: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue.enqueue("orders.tasks.sweep", task_name="sweep")
-    monkeypatch.setattr(dispatch, "dispatch_received", lambda: 1 / 0)
+    services.order_receive(offer=new_order_offer("order-1"))
+    monkeypatch.setattr(dispatch, "claim_received", lambda **kwargs: 1 / 0)
 
     [(_, payload)] = get_broker().dequeue()
 
