@@ -870,6 +870,18 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def python_speed_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python workload (JSON and dict work, as the node does), the best of
+    three: a shared machine's speed drifts during a run and between runs, and this says by how much."""
+    best = float("inf")
+    for _ in range(3):
+        begin = time.process_time()
+        table = {str(i): json.dumps({"amount": str(i), "ids": [i, i + 1]}) for i in range(100_000)}
+        best = min(best, time.process_time() - begin)
+        del table
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     with suppress(OSError):
@@ -886,6 +898,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "python_speed_ms_start": python_speed_ms(),
     }
 
 
@@ -907,6 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in config.__dict__.items()},
         "runs": {},
     }
+    log(f"python speed (lower is faster): {results['machine']['python_speed_ms_start']} ms")
     for kind in config.dbs:
         if kind == "postgres" and not os.environ.get("TEST_DATABASE_URL"):
             log(
@@ -919,6 +933,7 @@ def main(argv: list[str] | None = None) -> int:
         kind: {key: verdict(key, value) for key, value in figs.items() if key in TARGETS}
         for kind, figs in results["figures"].items()
     }
+    results["machine"]["python_speed_ms_end"] = python_speed_ms()
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(results, indent=2, default=str))
@@ -940,3 +955,8 @@ def report(results: dict[str, Any]) -> None:
         + ", ".join(run.get("database", kind) for kind, run in results["runs"].items())
         + f"; {results['elapsed_s']} s"
     )
+    if "python_speed_ms_start" in machine_info:  # runs before this figure existed lack it
+        out(
+            f"Python speed (fixed workload, lower is faster): {machine_info['python_speed_ms_start']} ms at "
+            f"the start, {machine_info.get('python_speed_ms_end', '?')} ms at the end"
+        )
