@@ -24,7 +24,7 @@ Prints a table (each figure against its target from issue 8) and JSON; writes ``
 
 Environment: ``BENCH_QUICK=1`` (a smoke run of about a minute: PostgreSQL only unless ``BENCH_DBS`` says
 otherwise, short phases), ``BENCH_DBS=sqlite,postgres``, ``BENCH_DURATION``
-(seconds per intake point), ``BENCH_E2E_SECONDS`` (seconds per offered load), ``BENCH_RATES=5,20,50``,
+(seconds per intake point), ``BENCH_E2E_SECONDS`` (seconds per offered load), ``BENCH_RATES=5,20,40,50``,
 ``BENCH_CONCURRENCY=1,8,32,64``.
 """
 
@@ -111,7 +111,7 @@ class Config:
             concurrency=tuple(int(x) for x in numbers("BENCH_CONCURRENCY", "1,8,32,64")),
             intake_seconds=float(env.get("BENCH_DURATION", "0.8" if quick else "6")),
             intake_warmup=0.2 if quick else 0.5,
-            rates=numbers("BENCH_RATES", "5,20" if quick else "5,20,50"),
+            rates=numbers("BENCH_RATES", "5,20" if quick else "5,20,40,50"),
             e2e_seconds=float(env.get("BENCH_E2E_SECONDS", "4" if quick else "20")),
             e2e_warmup=1.0 if quick else 3.0,
             drain_seconds=5.0 if quick else 30.0,
@@ -800,6 +800,8 @@ def figures(run: dict[str, Any]) -> dict[str, Any]:
         "offer_to_accept_p95_20_ms": _get(run, "e2e", "20", "offer_to_accept_ms", "p95"),
         "offer_to_fulfilled_p95_20_ms": _get(run, "e2e", "20", "offer_to_fulfilled_reported_ms", "p95"),
         "e2e_sustained_50_ops": _get(run, "e2e", "50", "completed_per_s"),
+        "e2e_completed_40_ops": _get(run, "e2e", "40", "completed_per_s"),
+        "e2e_backlog_growth_40": _get(run, "e2e", "40", "backlog_growth_per_s"),
         "e2e_top_rate": e2e_top,
         "e2e_top_errors": _get(run, "e2e", e2e_top, "errors"),
         "e2e_top_backlog_growth": _get(run, "e2e", e2e_top, "backlog_growth_per_s"),
@@ -839,6 +841,8 @@ ROWS = [
     ("offer_to_accept_p95_20_ms", "offer->accept p95 ms at 20/s", "< 1000"),
     ("offer_to_fulfilled_p95_20_ms", "offer->fulfilled reported p95 ms at 20/s", "< 2000"),
     ("e2e_sustained_50_ops", "end-to-end completed/s at 50/s offered", ">= 40 (PostgreSQL)"),
+    ("e2e_completed_40_ops", "end-to-end completed/s at 40/s offered", "40 (keeps up)"),
+    ("e2e_backlog_growth_40", "backlog growth orders/s at 40/s offered", "~0"),
     ("e2e_top_errors", "errors at the top offered load", "0"),
     ("e2e_top_backlog_growth", "backlog growth orders/s at the top load", "~0"),
     ("tx_status_p95_ms", "/tx_status p95 ms while orders flow", "< 20"),
