@@ -380,17 +380,22 @@ def _is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
-_sessions = threading.local()
+# Go's default HTTP client keeps at most two idle connections per host (DefaultMaxIdleConnsPerHost).
+_IDLE_CONNECTIONS_PER_HOST = 2
 
 
 def _session() -> requests.Session:
-    """This thread's session for calls to the node: loopback only, so no proxy environment (read anew on
-    every call by a bare ``requests.post``), and pooled connections where the node keeps them alive."""
-    session: requests.Session | None = getattr(_sessions, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.trust_env = False
-        _sessions.session = session
+    """A session for calls to the node, shared by all the simulator's threads as the aggregator's one
+    ``http.Client`` is by its goroutines: kept-alive connections are reused (at most two idle ones per
+    node, as Go keeps; a call while both are busy opens one more, closed afterwards), no retries, and
+    loopback only, so no proxy environment (read anew on every call by a bare ``requests.post``)."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=4, pool_maxsize=_IDLE_CONNECTIONS_PER_HOST, max_retries=0
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -534,6 +539,7 @@ class AggregatorSimulator:
         self.timestamp_age = float(timestamp_age)
         self.timeout_hold_seconds = float(timeout_hold_seconds)
         self.notify_timeout = float(notify_timeout)
+        self._node_session = _session()
         self.tx_status_timeout = float(tx_status_timeout)
         self.connect_timeout = float(connect_timeout)
         self.rate = Decimal(str(rate))
@@ -613,6 +619,7 @@ class AggregatorSimulator:
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+        self._node_session.close()  # its kept-alive connections to the node
         self._started = False
 
     def __enter__(self) -> AggregatorSimulator:
@@ -935,7 +942,7 @@ class AggregatorSimulator:
         raw = b""
         error: str | None = None
         try:
-            response = _session().post(
+            response = self._node_session.post(
                 url, data=body, headers=dict(headers), timeout=(self.connect_timeout, read_timeout)
             )
             status, raw = response.status_code, response.content
@@ -1702,7 +1709,7 @@ class AggregatorSimulator:
         if not self.node_url:
             return _envelope(503, "Failed to fetch node info")
         try:
-            response = _session().get(f"{self.node_url}/info", timeout=(self.connect_timeout, 10.0))
+            response = self._node_session.get(f"{self.node_url}/info", timeout=(self.connect_timeout, 10.0))
         except requests.RequestException:
             return _envelope(503, "Failed to fetch node info")
         ok, body = _parse_node_answer(response.content)

@@ -763,6 +763,50 @@ def test_refusing_connections_also_ends_the_kept_alive_ones(sim: AggregatorSimul
 # ------------------------------------------------------------------------------- calls to the node
 
 
+def test_offers_reach_the_node_over_a_reused_connection_like_gos_client(sim: AggregatorSimulator) -> None:
+    """The aggregator's one http.Client keeps connections to a provider alive across its goroutines; the
+    simulator's offers (each sent from its own thread) do the same instead of connecting each time."""
+    ports: list[int] = []
+
+    class KeepAliveNode(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ports.append(self.client_address[1])
+            answer = json.dumps(
+                {
+                    "status": "success",
+                    "message": "Order received",
+                    "data": {"orderId": json.loads(body)["orderId"]},
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveNode)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        sim.node_url = f"http://127.0.0.1:{server.server_address[1]}"
+        offered = []
+        for _ in range(4):  # one at a time, as offers spread over time arrive
+            offered.append(sim.offer("5000", block=False).id)
+            sim.wait_for(lambda: sim.order(offered[-1]).notify_ok is not None, timeout=5)
+
+        assert all(sim.order(order_id).notify_ok for order_id in offered)
+        assert len(ports) == 4
+        assert len(set(ports)) == 1  # one connection, kept alive
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_new_order_offer_is_written_before_the_node_is_notified(
     node: StubNode, sim_node: AggregatorSimulator
 ) -> None:
