@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -53,7 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.close_after_answer:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(answer)
+        with suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting (timeout test)
+            self.wfile.write(answer)
         if self.server.hang_up_when_idle:
             self.close_connection = True
 
