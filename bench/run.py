@@ -673,7 +673,7 @@ def run_rate(
     outcomes: dict[str, int] = {}
     for order in orders:
         outcomes[order.state] = outcomes.get(order.state, 0) + 1
-    window = (t0 + config.e2e_warmup, t0 + duration)
+    window = (t0 + min(config.e2e_warmup, duration / 2), t0 + duration)  # a short run keeps half
     completed = sum(
         1
         for order in orders
