@@ -591,10 +591,12 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var
 
 
-def _server_cpu_seconds(name: str = "postgres") -> dict[int, float]:
-    """CPU time used so far by each live process called ``name`` (the database server's backends)."""
+def _server_cpu_seconds(name: str = "postgres") -> float:
+    """CPU time used so far by the live processes called ``name`` (the database server) and by those of
+    their children that ended (a backend whose connection closed is counted in its parent's children's
+    times, as in ``tree_cpu_seconds``)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used: dict[int, float] = {}
+    total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -605,8 +607,8 @@ def _server_cpu_seconds(name: str = "postgres") -> dict[int, float]:
         if stat[stat.find("(") + 1 : stat.rfind(")")] != name:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    return used
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
 
 
 def _machine_busy_seconds() -> float:
@@ -615,9 +617,9 @@ def _machine_busy_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_split(node: NodeProcesses) -> dict[str, Any]:
+def _cpu_split(node: NodeProcesses) -> dict[str, float]:
     """CPU seconds so far of each party on the machine: the node's web and worker trees, the database
-    server (per backend), this process (load generator, aggregator simulator, /tx_status poller), and the
+    server, this process (load generator, aggregator simulator, /tx_status poller), and the
     whole machine (``machine``: every core's busy time, whoever used it)."""
     worker = node.worker.pid if node.worker else None
     return {
@@ -629,14 +631,9 @@ def _cpu_split(node: NodeProcesses) -> dict[str, Any]:
     }
 
 
-def _cpu_used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
-    """Seconds each party used between two ``_cpu_split`` readings (a backend that ended meanwhile is
-    not counted; one that started is counted whole)."""
-    used = {party: after[party] - before[party] for party in ("web", "worker", "bench", "machine")}
-    used["database"] = sum(
-        seconds - before["database"].get(pid, 0.0) for pid, seconds in after["database"].items()
-    )
-    return used
+def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Seconds each party used between two ``_cpu_split`` readings."""
+    return {party: after[party] - before[party] for party in before}
 
 
 def run_rate(
