@@ -409,6 +409,7 @@ class _SimServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], simulator: AggregatorSimulator) -> None:
         self.simulator = simulator
+        self.closing = False  # set when it stops listening: no further request is answered
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -424,7 +425,12 @@ class _SimServer(ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def close_open_connections(self) -> None:
-        """No further request on a kept-alive connection: an answer being written still goes out."""
+        """No further request on a kept-alive connection: an answer being written still goes out.
+
+        A request read from now on is dropped unanswered (``closing``): on Linux a socket shut for reading
+        still hands over data that arrives later, so the shutdown alone only wakes a handler waiting for
+        its next request and would answer one sent just after."""
+        self.closing = True
         with self._open_lock:
             open_now = list(self._open)
         for connection in open_now:
@@ -440,6 +446,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "aggregator-sim"
     sys_version = ""
     timeout = 30  # seconds a client may take to send its request
+
+    def parse_request(self) -> bool:
+        if cast(_SimServer, self.server).closing:
+            self.close_connection = True
+            return False  # closed without an answer, as a server that stopped listening
+        return super().parse_request()
 
     def _dispatch(self) -> None:
         cast(_SimServer, self.server).simulator._dispatch(self)

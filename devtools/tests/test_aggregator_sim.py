@@ -760,6 +760,26 @@ def test_refusing_connections_also_ends_the_kept_alive_ones(sim: AggregatorSimul
     connection.close()
 
 
+def test_a_request_read_after_it_stopped_listening_is_not_answered(sim: AggregatorSimulator) -> None:
+    """The race the shutdown alone leaves: the next request arrives before the connection's handler is
+    back waiting for it (Linux still hands such data over after a read shutdown). Its server is marked
+    closing here without the shutdown, as it is just before it."""
+    connection = http.client.HTTPConnection(sim.host, sim.port, timeout=2)
+    connection.request("GET", "/health")
+    connection.getresponse().read()
+    server = sim._server
+    assert server is not None
+    server.closing = True
+
+    def ask_again() -> None:
+        connection.request("GET", "/health")
+        connection.getresponse()
+
+    with pytest.raises(ConnectionError):
+        ask_again()
+    connection.close()
+
+
 # ------------------------------------------------------------------------------- calls to the node
 
 
