@@ -56,10 +56,15 @@ def _ca_bundle() -> str:
 
 
 def _dropped(sock: socket.socket | None) -> bool:
-    """True when an idle kept-alive socket is closed by the server (readable with nothing asked)."""
+    """True when an idle kept-alive socket is closed by the server (readable with nothing asked). ``poll``
+    where the platform has it: ``select`` cannot watch a descriptor numbered 1024 or more."""
     if sock is None:
         return True
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
