@@ -52,7 +52,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bench import counters, load
 from devtools.aggregator_sim import AggregatorSimulator
-from devtools.processes import ROOT, NodeProcesses, run_node, tree_cpu_seconds, tree_memory
+from devtools.processes import ROOT, NodeProcesses, cpu_seconds, run_node, tree_cpu_seconds, tree_memory
 
 CLIENT_ID = "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b"
 SECRET = "E8U4m3tmfP2DIlnFUAa-0dBpUcU-t9WmQByKOqBGPjw="  # noqa: S105  (a local test key, as in test settings)
@@ -593,10 +593,8 @@ def _slope(points: list[tuple[float, float]]) -> float:
 
 def _server_cpu_seconds(name: str = "postgres") -> float:
     """CPU time used so far by the live processes called ``name`` (the database server) and by those of
-    their children that ended (a backend whose connection closed is counted in its parent's children's
-    times, as in ``tree_cpu_seconds``)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    their children that ended (a backend whose connection closed)."""
+    named = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -604,11 +602,9 @@ def _server_cpu_seconds(name: str = "postgres") -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if stat[stat.find("(") + 1 : stat.rfind(")")] != name:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-    return total / ticks
+        if stat[stat.find("(") + 1 : stat.rfind(")")] == name:
+            named.append(int(entry.name))
+    return cpu_seconds(named)
 
 
 def _machine_busy_seconds() -> float:

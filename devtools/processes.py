@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,17 +236,22 @@ def tree_memory(pid: int) -> Memory:
     return Memory(processes=count, rss_kb=rss, pss_kb=pss)
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by a tree, from /proc/<pid>/stat: its live processes' own time
-    and the time of those that ended and were reaped (counted in their parent's children's times; django-q2
-    recycles worker processes, so a worker tree loses members as it runs)."""
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time (user + system) used so far by these processes, from /proc/<pid>/stat: their own time and
+    that of their children that ended and were reaped (counted in the parent's children's times)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for member in process_tree(pid):
+    for pid in pids:
         try:
-            stat = Path(f"/proc/{member}/stat").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
         total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime (stat's 14-17)
     return total / ticks
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a tree: its live processes and those that ended (django-q2 recycles worker
+    processes, so a worker tree loses members as it runs)."""
+    return cpu_seconds(process_tree(pid))
