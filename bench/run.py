@@ -268,6 +268,7 @@ class MemorySampler:
     def __init__(self) -> None:
         self.pids: dict[str, int] = {}
         self.peak: dict[str, float] = {}
+        self.at_peak: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
 
@@ -280,6 +281,7 @@ class MemorySampler:
 
     def _sample(self) -> None:
         total_rss = total_pss = 0.0
+        members: list[dict[str, Any]] = []
         for role, pid in list(self.pids.items()):
             memory = tree_memory(pid)
             rss, pss = memory.rss_kb / 1024, memory.pss_kb / 1024
@@ -288,6 +290,18 @@ class MemorySampler:
             self._max(f"{role}_rss_mb", rss)
             self._max(f"{role}_pss_mb", pss)
             self._max(f"{role}_processes", memory.processes)
+            members += [
+                {
+                    "role": role if member.pid != pid else f"{role} (parent)",
+                    "pid": member.pid,
+                    "pss_mb": round(member.pss_kb / 1024, 1),
+                    "private_mb": round(member.private_kb / 1024, 1),
+                    "rss_mb": round(member.rss_kb / 1024, 1),
+                }
+                for member in memory.members
+            ]
+        if total_pss > self.peak.get("total_pss_mb", 0.0):
+            self.at_peak = members  # which processes held the memory when the total peaked
         self._max("total_rss_mb", total_rss)
         self._max("total_pss_mb", total_pss)
 
@@ -762,7 +776,9 @@ def run_backend(kind: str, config: Config) -> dict[str, Any]:
                 result["final_state"] = json.loads(manage(env, "bench_db", "summary"))
                 result["violations"] = [f"{v.kind}: {v.detail}" for v in sim.violations()][:20]
             result["memory_peak"] = memory.stop()
+            result["memory_at_peak"] = memory.at_peak
             log(f"memory: {result['memory_peak']}")
+            log(f"memory at the peak, per process: {memory.at_peak}")
             return result
         finally:
             memory.stop()

@@ -213,27 +213,50 @@ def process_tree(pid: int) -> list[int]:
 
 
 @dataclass(frozen=True)
+class ProcessMemory:
+    pid: int
+    rss_kb: int
+    pss_kb: int
+    private_kb: int  # pages no other process maps (Private_Clean + Private_Dirty)
+
+
+@dataclass(frozen=True)
 class Memory:
     processes: int
     rss_kb: int
     pss_kb: int
+    members: tuple[ProcessMemory, ...] = ()
+
+
+def process_memory(pid: int) -> ProcessMemory | None:
+    """One process's resident, proportional and private memory, from /proc/<pid>/smaps_rollup."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    values: dict[str, int] = {}
+    for line in text.splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        amount = rest.split()
+        if amount and amount[0].isdigit():
+            values[name] = int(amount[0])
+    return ProcessMemory(
+        pid=pid,
+        rss_kb=values.get("Rss", 0),
+        pss_kb=values.get("Pss", 0),
+        private_kb=values.get("Private_Clean", 0) + values.get("Private_Dirty", 0),
+    )
 
 
 def tree_memory(pid: int) -> Memory:
-    """Resident (RSS) and proportional (PSS) memory of a process tree, from /proc/<pid>/smaps_rollup."""
-    rss = pss = count = 0
-    for member in process_tree(pid):
-        try:
-            text = Path(f"/proc/{member}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        count += 1
-        for line in text.splitlines():
-            if line.startswith("Rss:"):
-                rss += int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return Memory(processes=count, rss_kb=rss, pss_kb=pss)
+    """Resident (RSS) and proportional (PSS) memory of a process tree, with each member's figures."""
+    members = tuple(m for m in map(process_memory, process_tree(pid)) if m is not None)
+    return Memory(
+        processes=len(members),
+        rss_kb=sum(m.rss_kb for m in members),
+        pss_kb=sum(m.pss_kb for m in members),
+        members=members,
+    )
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:
