@@ -118,6 +118,30 @@ def _spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Pop
     )
 
 
+def node_env_for_tests(aggregator_url: str, **extra: str) -> dict[str, str]:
+    """The environment of node processes a test starts: the test run's PostgreSQL database, its secret key
+    (the same key signs the tasks the test queues or inspects) and aggregator credentials, the sandbox PSP."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "DJANGO_SETTINGS_MODULE": "provision.settings.base",
+        "PROVISION_READ_DOTENV": "0",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "SECRET": settings.SECRET_KEY,
+        "AGGREGATOR_BASE_URL": aggregator_url,
+        "AGGREGATOR_CLIENT_ID": settings.AGGREGATOR_CLIENT_ID,
+        "AGGREGATOR_SECRET_KEY": settings.AGGREGATOR_SECRET_KEY,
+        "CURRENCIES": "NGN",
+        "PSP": "sandbox",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "info",
+        **extra,
+    }
+
+
 def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker") -> subprocess.Popen[bytes]:
     return _spawn([sys.executable, "manage.py", "qcluster"], env, log_dir / f"{name}.log")
 

@@ -49,7 +49,7 @@ from django_fsm_log.models import StateLog
 from balances import services as balance_services
 from balances.models import Balance, EntryKind, LedgerEntry
 from devtools.aggregator_sim import AggregatorSimulator, SimOrder
-from devtools.processes import run_node
+from devtools.processes import node_env_for_tests, run_node
 from orders import outbox
 from orders import services as order_services
 from orders import tasks as order_tasks
@@ -77,23 +77,8 @@ PAID_STATES = (OrderStatus.PAID, OrderStatus.FULFILLED)
 
 
 def node_env(aggregator_url: str, **extra: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "DJANGO_SETTINGS_MODULE": "provision.settings.base",
-        "PROVISION_READ_DOTENV": "0",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "SECRET": settings.SECRET_KEY,  # the same key signs the queued tasks the tests inspect
-        "AGGREGATOR_BASE_URL": aggregator_url,
-        "AGGREGATOR_CLIENT_ID": settings.AGGREGATOR_CLIENT_ID,
-        "AGGREGATOR_SECRET_KEY": settings.AGGREGATOR_SECRET_KEY,
-        "CURRENCIES": "NGN",
-        "PSP": "sandbox",
-        "SANDBOX_BALANCES": f"NGN:{FUNDS}",  # what the PSP reports equals what the test credits
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "info",
-        **extra,
-    }
+    # what the sandbox PSP reports equals what the test credits
+    return node_env_for_tests(aggregator_url, SANDBOX_BALANCES=f"NGN:{FUNDS}", **extra)
 
 
 @pytest.fixture

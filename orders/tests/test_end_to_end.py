@@ -4,40 +4,20 @@ ORM broker to a separate worker process."""
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from balances import services as balance_services
 from devtools.aggregator_sim import AggregatorSimulator
-from devtools.processes import run_node
+from devtools.processes import node_env_for_tests, run_node
 from orders.models import Order, OrderStatus
 from psp.models import SandboxPayout, Transfer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def node_env(aggregator_url: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "DJANGO_SETTINGS_MODULE": "provision.settings.base",
-        "PROVISION_READ_DOTENV": "0",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "SECRET": "e2e-secret-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
-        "AGGREGATOR_BASE_URL": aggregator_url,
-        "AGGREGATOR_CLIENT_ID": settings.AGGREGATOR_CLIENT_ID,
-        "AGGREGATOR_SECRET_KEY": settings.AGGREGATOR_SECRET_KEY,
-        "CURRENCIES": "NGN",
-        "PSP": "sandbox",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "info",
-    }
 
 
 @pytest.fixture
@@ -51,7 +31,7 @@ def simulator() -> Any:
 def test_orders_in_both_flavours_go_from_offer_to_validated_once(simulator: Any, tmp_path: Path) -> None:
     balance_services.balance_credit(currency="NGN", amount=Decimal("1000000"), reason="e2e funds")
 
-    with run_node(node_env(simulator.base_url), tmp_path) as node:
+    with run_node(node_env_for_tests(simulator.base_url), tmp_path) as node:
         simulator.node_url = node.url
         offered = [
             simulator.offer("5000", currency="NGN", institution="ABNGNGLA", flavour="new_order"),
