@@ -78,7 +78,7 @@ class NodeProcesses:
         process = process or self.worker
         if process is None:
             return False
-        wanted = 4 + int(self.env.get("WORKER_PROCESSES", "2"))  # main, sentinel, pusher, monitor, workers
+        wanted = 3 + int(self.env.get("WORKER_PROCESSES", "2"))  # sentinel, pusher, monitor, workers
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
