@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +68,27 @@ def test_bad_setting_stops_boot_with_one_line_naming_it(
     assert lines[0].startswith("configuration error: ")
     assert variable in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_sqlite_connections_outlive_a_request_and_keep_a_small_page_cache(tmp_path: Path) -> None:
+    script = (
+        "import json; from django.db import close_old_connections, connection; "
+        "connection.ensure_connection(); before = connection.connection; "
+        "close_old_connections(); "  # what Django runs when a request (or django-q2 when a task) ends
+        "cache = connection.cursor().execute('PRAGMA cache_size').fetchone()[0]; "
+        "print(json.dumps({'kept': connection.connection is before, 'cache_size': cache}))"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env={**GOOD_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'node.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"kept": True, "cache_size": -512}
 
 
 def test_debug_gives_development_defaults_for_secrets() -> None:
