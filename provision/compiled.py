@@ -20,12 +20,29 @@ from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Field, Model, QuerySet
+from django.db.models.sql import InsertQuery
 from django.db.transaction import TransactionManagementError
 from django.utils.functional import cached_property
 
 M = TypeVar("M", bound=Model)
 
 _MARKER = -7_654_321_987  # the key value compiled into the query, found again among its parameters
+
+
+_Converters = list[tuple[int, tuple[list[Any], Any]]]
+
+
+def _convert(row: Any, converters: _Converters, connection: Any) -> Any:
+    """What ``SQLCompiler.apply_converters`` does to a row (with this thread's connection)."""
+    if not converters:
+        return row
+    values = list(row)
+    for position, (functions, expression) in converters:
+        value = values[position]
+        for function in functions:
+            value = function(value, expression, connection)
+        values[position] = value
+    return values
 
 
 @dataclass(frozen=True)
@@ -35,7 +52,7 @@ class _Compiled:
     params: tuple[Any, ...]
     slot: int  # where the key goes in ``params``
     attnames: list[str]
-    converters: list[tuple[int, tuple[list[Any], Any]]]
+    converters: _Converters
     locks: bool
 
 
@@ -86,21 +103,9 @@ class Lookup(Generic[M]):
             rows = cursor.fetchall()
         model = self.model
         return [
-            model.from_db(using, compiled.attnames, self._convert(row, compiled, connection)) for row in rows
+            model.from_db(using, compiled.attnames, _convert(row, compiled.converters, connection))
+            for row in rows
         ]
-
-    @staticmethod
-    def _convert(row: Any, compiled: _Compiled, connection: Any) -> Any:
-        """What ``SQLCompiler.apply_converters`` does to a row (with this thread's connection)."""
-        if not compiled.converters:
-            return row
-        values = list(row)
-        for position, (converters, expression) in compiled.converters:
-            value = values[position]
-            for converter in converters:
-                value = converter(value, expression, connection)
-            values[position] = value
-        return values
 
     def _prepare(self, value: Any, connection: Any) -> Any:
         field = self._target
@@ -156,3 +161,91 @@ class Lookup(Generic[M]):
         )
         self._compiled[key] = compiled
         return compiled
+
+
+# --- inserts -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Insert:
+    sql: str
+    returning_params: tuple[Any, ...]
+    converters: _Converters
+
+
+_inserts: dict[tuple[Any, ...], _Insert | None] = {}
+
+
+class PreparedInsert(Model):
+    """Model mixin: ``save()`` of a new row runs an INSERT whose SQL Django built once (per model, database
+    alias and set of columns), instead of building it again for every row.
+
+    Everything else about saving is Django's: ``save_base`` sends the model signals and picks the columns,
+    each field's ``pre_save`` (``auto_now_add``, defaults already applied) and ``get_db_prep_save`` give the
+    values, the returned primary key goes through the backend's converters. Rows the ORM would insert
+    differently are left to it: raw saves (fixtures), expressions as values, fields with their own
+    placeholders, and databases that cannot return columns from an INSERT. For a 38-column order on this
+    2-core machine: ~0.25 ms of CPU less per INSERT (the compiler walking every column).
+    """
+
+    class Meta:
+        abstract = True
+
+    def _do_insert(
+        self, manager: Any, using: str, fields: list[Field[Any, Any]], returning_fields: Any, raw: bool
+    ) -> Any:
+        connection = connections[using]
+        statement = None if raw else self._prepared_insert(using, connection, fields, returning_fields)
+        if statement is None or any(
+            hasattr(getattr(self, field.attname, None), "resolve_expression") for field in fields
+        ):
+            return super()._do_insert(manager, using, fields, returning_fields, raw)  # type: ignore[misc]
+        params = [
+            field.get_db_prep_save(field.pre_save(self, True), connection=connection) for field in fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, [*params, *statement.returning_params])
+            if not returning_fields:
+                return []
+            row = connection.ops.fetch_returned_insert_columns(cursor, statement.returning_params)
+        return [tuple(_convert(row, statement.converters, connection))]
+
+    @classmethod
+    def _prepared_insert(
+        cls, using: str, connection: Any, fields: list[Field[Any, Any]], returning_fields: Any
+    ) -> _Insert | None:
+        returning = tuple(returning_fields or ())
+        key = (cls, using, connection.vendor, tuple(fields), returning)
+        if key in _inserts:
+            return _inserts[key]
+        statement = None
+        if (returning and connection.features.can_return_columns_from_insert) or not returning:
+            statement = _compile_insert(cls, using, connection, fields, list(returning))
+        _inserts[key] = statement
+        return statement
+
+
+def _compile_insert(
+    model: type[Model], using: str, connection: Any, fields: list[Field[Any, Any]], returning: list[Any]
+) -> _Insert | None:
+    """The SQL Django's insert compiler writes for one row of ``model`` with these columns, or None when its
+    placeholders could depend on the values."""
+    if any(getattr(field, "get_placeholder", None) is not None for field in fields):
+        return None
+    query = InsertQuery(model)
+    query.insert_values(fields, [model()], raw=False)  # a blank row: only the SQL's shape is kept
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = returning
+    statements = compiler.as_sql()
+    if len(statements) != 1:
+        return None
+    sql, params = statements[0]
+    returning_params = tuple(getattr(compiler, "returning_params", ()))
+    if len(params) != len(fields) + len(returning_params) or sql.count("%s") != len(params):
+        return None
+    columns = [field.get_col(model._meta.db_table) for field in returning]
+    return _Insert(
+        sql=sql,
+        returning_params=returning_params,
+        converters=list(compiler.get_converters(columns).items()),
+    )

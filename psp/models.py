@@ -31,6 +31,7 @@ from django.db.models import Q
 
 from balances.models import money_field
 from provision.changed_fields import SavesChangedFields
+from provision.compiled import PreparedInsert
 
 
 class TransferStatus(models.TextChoices):
@@ -51,7 +52,7 @@ LIVE_TRANSFER_STATES = (
 )
 
 
-class Transfer(SavesChangedFields):
+class Transfer(PreparedInsert, SavesChangedFields):
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="transfers")
     psp = models.CharField(max_length=32)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -133,7 +134,7 @@ class InstitutionMapping(models.Model):
         return f"{self.psp}:{self.institution}->{self.psp_code}"
 
 
-class SandboxPayout(models.Model):
+class SandboxPayout(PreparedInsert):
     """The sandbox PSP's record of a payout it was asked to make (keyed by our reference)."""
 
     reference = models.CharField(max_length=64, unique=True)

@@ -1,14 +1,18 @@
 """``provision.compiled.Lookup`` reads exactly what the ORM query it stands for reads, building its SQL
 once: same statement, same values (decimals, datetimes, JSON), same errors, and rows that save only what
-changed (``SavesChangedFields`` still sees them as loaded)."""
+changed (``SavesChangedFields`` still sees them as loaded). ``PreparedInsert`` writes exactly the row the
+ORM's insert writes, with the statement built once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model, Value
+from django.db.models.signals import post_save
 from django.db.models.sql import compiler
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
@@ -17,7 +21,8 @@ from balances.models import Balance
 from orders import locks
 from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus
 from orders.tests.factories import OrderFactory
-from provision.compiled import Lookup
+from provision import compiled as compiled_module
+from provision.compiled import Lookup, PreparedInsert
 from psp.models import Transfer
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +177,113 @@ def test_first_is_queryset_first() -> None:
     assert found == expected
     assert [q["sql"] for q in compiled.captured_queries] == [q["sql"] for q in orm.captured_queries]
     assert lookup.first("GHS") is None
+
+
+# --- PreparedInsert ------------------------------------------------------------------------------------
+
+
+def an_order(order_id: str, **fields: Any) -> Order:
+    return Order(
+        order_id=order_id,
+        amount=Decimal("736.155"),
+        currency="NGN",
+        institution="ABNGNGLA",
+        exclude_psps=["lenco"],
+        account_name="Adébáyọ̀ Ọlá",
+        accept_deadline=datetime(2026, 11, 22, 12, 0, 30, tzinfo=UTC),
+        **fields,
+    )
+
+
+def stored(order: Order) -> dict[str, Any]:
+    values = concrete_values(Order.objects.get(pk=order.pk))
+    for volatile in ("id", "received_at", "created_at", "updated_at"):
+        values.pop(volatile)
+    return values
+
+
+class Statements:
+    """The SQL and parameters sent to the database, as the backend receives them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Any]]] = []
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.sent.append((sql, list(params or ())))
+        return execute(sql, params, many, context)
+
+
+@transaction.atomic
+def test_a_new_row_is_written_with_the_statement_and_values_of_the_orms_insert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prepared, ours = an_order("same-id", memo="ours"), Statements()
+    with connection.execute_wrapper(ours):
+        prepared.save()
+    Order.objects.filter(pk=prepared.pk).update(order_id="moved")
+    monkeypatch.setattr(PreparedInsert, "_do_insert", Model.__dict__["_do_insert"])  # Django's own insert
+    plain, orms = an_order("same-id", memo="ours"), Statements()
+    with connection.execute_wrapper(orms):
+        plain.save()
+
+    ((our_sql, our_params),) = ours.sent
+    ((orm_sql, orm_params),) = orms.sent
+    assert our_sql == orm_sql
+    times = ("received_at", "created_at", "updated_at")  # the clock moved between the two saves
+    columns = [f.attname for f in Order._meta.concrete_fields if f.attname != "id"]
+    same = [(c, o) for c, o in zip(columns, our_params, strict=True) if c not in times]
+    assert same == [(c, o) for c, o in zip(columns, orm_params, strict=True) if c not in times]
+    assert {**stored(prepared), "order_id": "same-id"} == stored(plain)
+    assert isinstance(prepared.pk, int)
+    assert prepared.pk == plain.pk - 1
+    assert prepared.created_at is not None  # auto_now_add ran
+    assert prepared.created_at <= plain.created_at
+
+
+@transaction.atomic
+def test_the_insert_statement_is_built_once_per_model_and_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled_module._inserts.clear()
+    built = []
+    compile_insert = compiled_module._compile_insert
+
+    def counting(model: Any, *args: Any) -> Any:
+        built.append(model)
+        return compile_insert(model, *args)
+
+    monkeypatch.setattr(compiled_module, "_compile_insert", counting)
+
+    for number in range(3):
+        an_order(f"once-{number}").save()
+
+    assert built == [Order]
+    assert Order.objects.filter(order_id__startswith="once-").count() == 3
+
+
+@transaction.atomic
+def test_saving_still_sends_the_model_signals_and_checks_constraints() -> None:
+    saved = []
+
+    def receiver(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+        saved.append((instance.order_id, created, instance.pk is not None))
+
+    post_save.connect(receiver, sender=Order)
+    try:
+        an_order("signals-1").save()
+    finally:
+        post_save.disconnect(receiver, sender=Order)
+
+    assert saved == [("signals-1", True, True)]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        an_order("signals-1").save()
+
+
+@transaction.atomic
+def test_rows_the_orm_builds_differently_are_left_to_it() -> None:
+    with_expression = an_order("expression-1", memo=Value("set by the database"))
+    with_expression.save()
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    fixture_row = an_order("fixture-1", memo="loaded", created_at=now, updated_at=now)
+    fixture_row.save_base(raw=True)  # how loaddata saves
+
+    assert Order.objects.get(order_id="expression-1").memo == "set by the database"
+    assert Order.objects.get(order_id="fixture-1").memo == "loaded"
