@@ -224,6 +224,11 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` now."""
+    return _children_map().get(pid, [])
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants that are alive now."""
     children = _children_map()

@@ -219,7 +219,7 @@ class PreparedInsert(Model):
         if key in _inserts:
             return _inserts[key]
         statement = None
-        if (returning and connection.features.can_return_columns_from_insert) or not returning:
+        if not returning or connection.features.can_return_columns_from_insert:
             statement = _compile_insert(cls, using, connection, fields, list(returning))
         _inserts[key] = statement
         return statement
