@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from orders.clients.aggregator import AggregatorClient, AggregatorConfig, AggregatorError
 from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus
@@ -21,6 +23,8 @@ from psp.models import Transfer, TransferStatus
 logger = logging.getLogger(__name__)
 
 PAID = (OrderStatus.PAID, OrderStatus.FULFILLED)
+# A transfer whose outcome the node does not know for good yet: maybe sent, pending, or in review.
+OPEN_TRANSFER_STATES = (TransferStatus.CREATED, TransferStatus.PENDING, TransferStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,6 @@ def _check_transfer(transfer: Transfer) -> list[Mismatch]:
     except KeyError:
         return []
     found: list[Mismatch] = []
-    local_paid = transfer.status == TransferStatus.SUCCEEDED
-    remote_paid = remote.status == PayoutStatus.SUCCEEDED
     row = (
         order.order_id,
         transfer.psp,
@@ -64,15 +66,30 @@ def _check_transfer(transfer: Transfer) -> list[Mismatch]:
         f"{transfer.status}/{order.status}",
         str(remote.status),
     )
+    if transfer.status == TransferStatus.REJECTED:
+        # Refused before money moved, by the node's reading: the PSP must not have it.
+        if remote.status != PayoutStatus.NOT_FOUND:
+            found.append(Mismatch("rejected_but_at_psp", *row, detail="a second payout may have been made"))
+        return found
+    local_paid = transfer.status == TransferStatus.SUCCEEDED
+    remote_paid = remote.status == PayoutStatus.SUCCEEDED
     if local_paid and not remote_paid:
         found.append(Mismatch("paid_locally_not_at_psp", *row))
     if remote_paid and order.status not in PAID:
         found.append(Mismatch("paid_at_psp_not_locally", *row))
+    elif transfer.status in OPEN_TRANSFER_STATES:
+        age = timezone.now() - transfer.created_at
+        found.append(Mismatch("transfer_not_final", *row, detail=f"open for {_age(age)}"))
     if remote.amount is not None and remote.amount != transfer.amount:
         found.append(
             Mismatch("amount_difference", *row, detail=f"local {transfer.amount}, PSP {remote.amount}")
         )
     return found
+
+
+def _age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _check_reported(since: datetime) -> list[Mismatch]:
@@ -143,9 +160,10 @@ def reconcile(
 ) -> list[Mismatch]:
     """Every mismatch found since ``since`` (empty when the books agree)."""
     mismatches: list[Mismatch] = []
+    # Every transfer since ``since``, rejected ones included (the PSP must not have those), and every
+    # transfer whose outcome is still open, however old.
     transfers = (
-        Transfer.objects.filter(created_at__gte=since)
-        .exclude(status__in=[TransferStatus.REJECTED])
+        Transfer.objects.filter(Q(created_at__gte=since) | Q(status__in=OPEN_TRANSFER_STATES))
         .select_related("order")
         .order_by("pk")
     )

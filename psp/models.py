@@ -22,6 +22,10 @@ Invariants (constraints)
     * An order has at most one live transfer: only a transfer REJECTED by the PSP before it took the money
       lets another attempt exist (failover). This is what makes "at most one payout per order" hold even
       when two workers race.
+    * REJECTED only follows a refusal of the transfer's first and only send. Once a send may have reached
+      the PSP, only the PSP's own answer about the reference (a read, or a webhook confirmed by a read)
+      makes it final: a refused re-send, a read that shows nothing, or a timeout leave it open (polled,
+      then staff review). PENDING and SUCCEEDED never move back.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from provision.compiled import PreparedInsert
 
 
 class TransferStatus(models.TextChoices):
-    CREATED = "created", "Created (not yet sent)"
+    CREATED = "created", "Created (not sent yet, or sent and not answered)"
     PENDING = "pending", "Pending at the PSP"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed (final)"
@@ -69,6 +73,13 @@ class Transfer(PreparedInsert, SavesChangedFields):
     failure_reason = models.CharField(max_length=32, blank=True)
     failure_message = models.CharField(max_length=512, blank=True)
     sends = models.PositiveIntegerField(default=0, help_text="How many times the create call was sent.")
+    last_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest send started (no other send within its lease)."
+    )
+    resend_refused = models.BooleanField(
+        default=False,
+        help_text="The PSP refused a re-send of this reference: only reads (or a webhook) may end it now.",
+    )
     history = models.JSONField(default=list, blank=True)
     last_response = models.JSONField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)

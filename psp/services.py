@@ -61,6 +61,9 @@ T = TypeVar("T")
 PAYOUT_REVIEW_AFTER = timedelta(minutes=15)
 CHECK_BACKOFF_CAP = timedelta(seconds=60)
 SEND_GRACE = timedelta(seconds=30)
+# No second send of a transfer starts while an earlier one may still be waiting for the PSP's answer:
+# longer than any PSP client's connect + read timeout.
+SEND_LEASE = timedelta(seconds=60)
 
 
 class NoPspAvailable(order_services.OrderTransitionNotAllowed):
@@ -290,12 +293,19 @@ def _history(transfer: Transfer, event: str, **data: object) -> None:
 
 
 @transaction.atomic(durable=True)
-def _mark_sending(transfer_pk: int) -> Transfer | None:
-    """Count the send before the PSP call, so a crash after it is known to be a maybe-sent."""
+def _mark_sending(transfer_pk: int) -> int | None:
+    """Count the send before the PSP call, so a crash after it is known to be a maybe-sent; return the
+    send's number. None when the transfer is no longer to be sent, or another send of it is in flight
+    (its lease has not run out: the PSP may still be answering it)."""
     transfer = _lock_transfer(transfer_pk)
-    if transfer.status != TransferStatus.CREATED:
+    if transfer.status != TransferStatus.CREATED or transfer.resend_refused:
+        return None
+    now = timezone.now()
+    if transfer.last_sent_at is not None and now - transfer.last_sent_at < SEND_LEASE:
+        logger.info("payout.send_in_flight", extra={"reference": transfer.reference})
         return None
     transfer.sends += 1
+    transfer.last_sent_at = now
     _history(
         transfer,
         "send",
@@ -305,17 +315,19 @@ def _mark_sending(transfer_pk: int) -> Transfer | None:
         account=transfer.account_masked,
         psp_institution=transfer.psp_institution,
     )
-    transfer.next_check_at = timezone.now() + timedelta(seconds=30)
-    transfer.save(update_fields=["sends", "history", "next_check_at", "updated_at"])
-    return transfer
+    transfer.next_check_at = now + timedelta(seconds=30)
+    transfer.save(update_fields=["sends", "last_sent_at", "history", "next_check_at", "updated_at"])
+    return transfer.sends
 
 
 def transfer_send(*, transfer_pk: int, transfer: Transfer | None = None) -> Transfer:
     """Send a created transfer, asking the PSP about its reference first if it may have been sent.
 
     Never raises for anything the PSP answers: an unknown outcome keeps the transfer for a later look-up,
-    an answer the node cannot read sends the order to review. ``transfer``: the row, just read with its
-    order (``select_related``), when the caller has it.
+    an answer the node cannot read sends the order to review. A transfer that may have reached the PSP is
+    sent again (same reference) only when a read shows nothing, its last send's lease has run out, and no
+    re-send was refused before. ``transfer``: the row, just read with its order (``select_related``),
+    when the caller has it.
     """
     transfer = transfer or Transfer.objects.select_related("order").get(pk=transfer_pk)
     if transfer.status != TransferStatus.CREATED:
@@ -327,10 +339,10 @@ def transfer_send(*, transfer_pk: int, transfer: Transfer | None = None) -> Tran
             found = _look_up(adapter, transfer)
         except PspError as exc:
             return _record_unreachable(transfer_pk=transfer.pk, error=exc)
-        if found.status != PayoutStatus.NOT_FOUND:
+        if found.status != PayoutStatus.NOT_FOUND or transfer.resend_refused:
             return transfer_apply_result(transfer_pk=transfer.pk, result=found)
-    marked = _mark_sending(transfer.pk)
-    if marked is None:
+    send = _mark_sending(transfer.pk)
+    if send is None:
         return Transfer.objects.get(pk=transfer.pk)
     order = transfer.order
     request = PayoutRequest(
@@ -348,14 +360,17 @@ def transfer_send(*, transfer_pk: int, transfer: Transfer | None = None) -> Tran
     try:
         result = health.observed_call(adapter, "initiate_payout", lambda: adapter.initiate_payout(request))
     except DuplicateReference:
+        # The PSP has this reference: it is at the PSP, whatever a read says at this moment.
         try:
             result = _look_up(adapter, transfer)
         except PspError as exc:
             return _record_unreachable(transfer_pk=transfer.pk, error=exc)
+        if result.status == PayoutStatus.NOT_FOUND:
+            result = PayoutResult(reference=transfer.reference, status=PayoutStatus.PENDING)
     except PspUnavailable as exc:
         return _record_unreachable(transfer_pk=transfer.pk, error=exc)
     except PspRejected as exc:
-        return transfer_apply_rejection(transfer_pk=transfer.pk, error=exc)
+        return transfer_apply_rejection(transfer_pk=transfer.pk, error=exc, send=send)
     return transfer_apply_result(transfer_pk=transfer.pk, result=result, order_pk=transfer.order_id)
 
 
@@ -370,7 +385,9 @@ def _look_up(adapter: PspAdapter, transfer: Transfer) -> PayoutResult:
 
 def transfer_check(*, transfer_pk: int) -> Transfer:
     """Ask the PSP about a pending (or maybe-sent) transfer and apply what it says. Never raises for a PSP
-    answer: a look-up that fails or is refused keeps the transfer pending (review after PAYOUT_REVIEW_AFTER).
+    answer: a look-up that fails or is refused keeps the transfer open (review after PAYOUT_REVIEW_AFTER).
+    A transfer pending at the PSP is read whatever its order's state (review included): only the PSP's
+    answer ends it.
     """
     transfer = Transfer.objects.get(pk=transfer_pk)
     if transfer.status == TransferStatus.CREATED:
@@ -390,6 +407,38 @@ def _next_check(transfer: Transfer, now: datetime) -> datetime:
     return now + delay
 
 
+def _review_if_overdue(order: Order, transfer: Transfer, now: datetime, why: str) -> None:
+    """An open outcome (maybe sent, or acknowledged and then not shown) for longer than
+    PAYOUT_REVIEW_AFTER: the transfer is UNKNOWN and its order goes to staff. Caller holds both locks."""
+    if now - transfer.created_at <= PAYOUT_REVIEW_AFTER:
+        return
+    transfer.status = TransferStatus.UNKNOWN
+    transfer.next_check_at = None
+    _history(transfer, "review", why=why)
+    if order.status == OrderStatus.PAYING:
+        order.payout_unknown(description=f"{transfer.psp}: {why} since {transfer.created_at:%H:%M:%S}")
+        order.save()
+    logger.warning(
+        "payout.outcome_unknown",
+        extra={"order_id": order.order_id, "reference": transfer.reference, "why": why},
+    )
+
+
+def _review_if_pending_too_long(order: Order, transfer: Transfer, now: datetime) -> None:
+    """Pending at the PSP past PAYOUT_PENDING_REVIEW_AFTER: staff are told (the order goes to review) and
+    the transfer is still read, since only the PSP's answer can end it. Caller holds both locks."""
+    if order.status != OrderStatus.PAYING:
+        return
+    if now - transfer.created_at <= timedelta(seconds=settings.PAYOUT_PENDING_REVIEW_AFTER):
+        return
+    order.payout_unknown(description=f"{transfer.psp} still pending since {transfer.created_at:%H:%M:%S}")
+    order.save()
+    logger.warning(
+        "payout.pending_too_long",
+        extra={"order_id": order.order_id, "reference": transfer.reference, "psp": transfer.psp},
+    )
+
+
 @transaction.atomic(durable=True)
 def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
     """The PSP could not tell us (unreachable, or it refused the look-up): look again later, then review."""
@@ -397,13 +446,14 @@ def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
     transfer = _lock_transfer(transfer_pk)
+    if transfer.status not in (TransferStatus.CREATED, TransferStatus.PENDING):
+        return transfer
     _history(transfer, "unreachable", error=error.message[:200], http_status=error.http_status)
     transfer.next_check_at = _next_check(transfer, now)
-    if now - transfer.created_at > PAYOUT_REVIEW_AFTER and order.status == OrderStatus.PAYING:
-        transfer.status = TransferStatus.UNKNOWN
-        transfer.next_check_at = None
-        order.payout_unknown(description=f"{transfer.psp} unreachable since {transfer.created_at:%H:%M:%S}")
-        order.save()
+    if transfer.status == TransferStatus.CREATED:
+        _review_if_overdue(order, transfer, now, f"{transfer.psp} unreachable")
+    else:
+        _review_if_pending_too_long(order, transfer, now)
     transfer.save(update_fields=["history", "next_check_at", "status", "updated_at"])
     logger.warning(
         "payout.psp_unreachable", extra={"reference": transfer.reference, "error": error.message[:200]}
@@ -412,13 +462,35 @@ def _record_unreachable(*, transfer_pk: int, error: PspError) -> Transfer:
 
 
 @transaction.atomic(durable=True)
-def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfer:
-    """The PSP refused before taking money: fail over to the next PSP, or cancel with the reason."""
+def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected, send: int) -> Transfer:
+    """The PSP refused send number ``send`` of the transfer.
+
+    Final (REJECTED: fail over to the next PSP, or cancel with the reason) only when it refused the
+    transfer's first and only send: then no money can have moved. The refusal of a re-send, or of a send
+    while another one went out, says nothing about the earlier send (the PSP may have taken it: "insufficient
+    funds" because it did): the transfer stays open, is never sent again, and only the PSP's answer about the
+    reference ends it (or staff, after PAYOUT_REVIEW_AFTER).
+    """
     _forget()
     now = timezone.now()
     order = _lock_order_of(transfer_pk)
     transfer = _lock_transfer(transfer_pk)
-    if transfer.status not in (TransferStatus.CREATED, TransferStatus.PENDING):
+    if transfer.status != TransferStatus.CREATED:
+        logger.warning(
+            "payout.refusal_ignored",
+            extra={"reference": transfer.reference, "status": transfer.status, "send": send},
+        )
+        return transfer
+    if send != 1 or transfer.sends != 1:
+        transfer.resend_refused = True
+        transfer.next_check_at = _next_check(transfer, now)
+        _history(transfer, "resend_refused", send=send, reason=error.reason, message=error.message[:200])
+        _review_if_overdue(order, transfer, now, "re-send refused and the PSP shows nothing")
+        transfer.save()
+        logger.warning(
+            "payout.resend_refused",
+            extra={"reference": transfer.reference, "send": send, "psp_message": error.message[:200]},
+        )
         return transfer
     transfer.status = TransferStatus.REJECTED
     transfer.failure_reason = error.reason
@@ -445,7 +517,11 @@ def transfer_apply_rejection(*, transfer_pk: int, error: PspRejected) -> Transfe
 
 @transaction.atomic(durable=True)
 def transfer_apply_result(*, transfer_pk: int, result: PayoutResult, order_pk: int | None = None) -> Transfer:
-    """Apply what the PSP says about a transfer to it and its order (under both locks)."""
+    """Apply what the PSP says about a transfer to it and its order (under both locks).
+
+    SUCCEEDED and FAILED are final. PENDING never follows SUCCEEDED, and a read that shows nothing never
+    ends a transfer: it stays open (polled) until the PSP answers or PAYOUT_REVIEW_AFTER sends it to staff.
+    """
     now = timezone.now()
     order = _lock_order_of(transfer_pk, order_pk)
     transfer = _lock_transfer(transfer_pk)
@@ -467,9 +543,10 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult, order_pk: i
     if result.status == PayoutStatus.PENDING:
         transfer.status = TransferStatus.PENDING
         transfer.next_check_at = _next_check(transfer, now)
-        transfer.save()
         if order.status == OrderStatus.PAYING:
             order_services.order_record_payout_pending(order=order, tx_id=tx_id)
+        _review_if_pending_too_long(order, transfer, now)
+        transfer.save()
     elif result.status == PayoutStatus.SUCCEEDED:
         transfer.status = TransferStatus.SUCCEEDED
         transfer.next_check_at = None
@@ -485,19 +562,11 @@ def transfer_apply_result(*, transfer_pk: int, result: PayoutResult, order_pk: i
         if order.status == OrderStatus.PAYING:
             reason = result.failure_message or "Payout failed"
             order_services.order_record_payout_failed(order=order, reason=reason[:255], tx_id=tx_id, now=now)
-    elif (
-        result.status == PayoutStatus.NOT_FOUND
-        and transfer.sends > 0
-        and transfer.status == TransferStatus.PENDING
-    ):
-        transfer.status = TransferStatus.UNKNOWN
-        transfer.next_check_at = None
-        transfer.save()
-        if order.status == OrderStatus.PAYING:
-            order.payout_unknown(description="PSP no longer knows a transfer it had acknowledged")
-            order.save()
     elif result.status == PayoutStatus.NOT_FOUND:
-        transfer.next_check_at = _next_check(transfer, now)
+        if transfer.status != TransferStatus.UNKNOWN:
+            transfer.next_check_at = _next_check(transfer, now)
+            why = "acknowledged, then not shown" if transfer.status == TransferStatus.PENDING else "not shown"
+            _review_if_overdue(order, transfer, now, f"{transfer.psp}: {why}")
         transfer.save()
     else:  # UNKNOWN: an answer we cannot interpret; a human decides
         transfer.status = TransferStatus.UNKNOWN

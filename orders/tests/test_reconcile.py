@@ -97,3 +97,29 @@ def test_aggregator_still_processing_a_paid_order_is_reported(
 
     mismatches = reconcile(since=day_ago())
     assert {m.kind for m in mismatches} == {"paid_but_aggregator_processing"}
+
+
+def test_a_transfer_still_open_is_reported_however_old_it_is() -> None:
+    order = accepted_order()
+    transfer = pay(order)
+    with transaction.atomic():
+        Transfer.objects.filter(pk=transfer.pk).update(
+            status=TransferStatus.UNKNOWN, created_at=timezone.now() - timedelta(days=40)
+        )
+        Order.objects.filter(pk=order.pk).update(status=OrderStatus.NEEDS_REVIEW)
+    SandboxPayout.objects.update(status="stuck")  # the sandbox keeps it pending
+
+    mismatches = reconcile(since=day_ago(), check_aggregator=False)
+
+    assert [(m.kind, m.order_id, m.local, m.remote) for m in mismatches] == [
+        ("transfer_not_final", order.order_id, "unknown/needs_review", "pending")
+    ]
+
+
+def test_a_transfer_rejected_locally_that_the_psp_has_is_reported() -> None:
+    paid_and_reported()
+    Transfer.objects.update(status=TransferStatus.REJECTED)
+
+    kinds = [m.kind for m in reconcile(since=day_ago(), check_aggregator=False)]
+
+    assert kinds == ["rejected_but_at_psp"]

@@ -369,6 +369,12 @@ PAYOUT_NAME_CHECK = setting(
     default="off",
     expected="off, warn or hold: resolve the account name before paying and compare it",
 )
+PAYOUT_PENDING_REVIEW_AFTER = setting(
+    "PAYOUT_PENDING_REVIEW_AFTER",
+    parse_positive_int,
+    default=7200,
+    expected="seconds a payout may stay pending at its PSP before its order goes to staff review",
+)
 PSP_BREAKER_FAILURES = setting(
     "PSP_BREAKER_FAILURES",
     parse_positive_int,
