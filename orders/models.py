@@ -13,11 +13,16 @@ Order state machine (django-fsm-2; ``status`` is protected, so only transitions 
     paying --payout_unknown--> needs_review --resolve_paid--> paid
                                             --resolve_not_paid--> cancelled
     accepted / held --mark_paid--> paid          (staff paid outside the node; external reference)
+    lost --give_back--> cancelled                 (a 201 arrived after the order was settled as not ours:
+                                                   cancel reported, so the aggregator reassigns it)
 
 Invariants
     * One Order per aggregator ``order_id`` (unique); a redelivery never creates a second row.
     * Transitions run inside services that hold the row lock (``orders.locks``); the FSM field is
       protected and ``ConcurrentTransitionMixin`` refuses to save a stale state.
+    * One accept call per order at a time: ``accept_claimed_until`` is taken under the row lock before the
+      call. An attempt that starts after an earlier one ended without an applied answer treats a 404 as
+      "outcome unknown" (the aggregator's order list decides), never as a refusal.
     * Balance effects: begin_accept reserves, accept_refused / cancel / payout_failed / resolve_not_paid
       release, payout_succeeded / resolve_paid / mark_paid debit. Each is a ledger entry written in the
       same transaction (``balances.services``).
@@ -137,6 +142,9 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     payout_attempted = models.BooleanField(default=False)
     accept_attempts = models.PositiveIntegerField(default=0)
     accept_outcome_unknown = models.BooleanField(default=False)
+    accept_claimed_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="An accept call is in flight until then."
+    )
     # The offer's request id (log correlation), and when the worker's dispatcher queued the order's task
     # (orders.dispatch): a received order with no queued_at is waiting to be picked up.
     request_id = models.CharField(max_length=128, blank=True, editable=False)
@@ -182,6 +190,13 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     @fsm_logged
     @transition(field=status, source=OrderStatus.ACCEPTING, target=OrderStatus.LOST)
     def accept_refused(self, *, at: Any, by: Any = None, description: str = "") -> None:
+        self.finished_at = at
+
+    @fsm_logged
+    @transition(field=status, source=OrderStatus.LOST, target=OrderStatus.CANCELLED)
+    def give_back(self, *, reason: str, at: Any, by: Any = None, description: str = "") -> None:
+        """A 201 arrived after the order was settled as not ours: cancel it so the aggregator reassigns it."""
+        self.cancel_reason = reason
         self.finished_at = at
 
     @fsm_logged

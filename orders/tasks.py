@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from orders import outbox, services
 from orders.clients.aggregator import AggregatorUnavailable
 from orders.models import Order, OrderStatus
-from provision import scheduling
+from provision import queue, scheduling
 
 logger = logging.getLogger(__name__)
 
 ACCEPT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+# A queued task not done after django-q2's retry time was lost with its worker (Q_CLUSTER["retry"]).
+QUEUED_TASK_LOST_AFTER = timedelta(seconds=120)
 UNROUTABLE_CANCEL_AFTER = timedelta(minutes=5)
 NO_PSP_REASON = "No payout provider available"
 
@@ -94,32 +99,57 @@ def outbox_deliver_due() -> int:
     return delivered
 
 
-def sweep() -> dict[str, int]:
-    """The safety net, every minute: finish whatever a lost kick or a crash left behind."""
-    from psp import services as psp_services
-    from psp import tasks as psp_tasks
+# A received order whose task should have run by now (queued and not picked up, or never queued).
+RECEIVED_LATE_AFTER = timedelta(seconds=10)
 
-    now = timezone.now()
-    counts = {"expired": services.order_expire_due(now=now)}
-    received = Order.objects.filter(status=OrderStatus.RECEIVED, accept_deadline__gt=now)
+
+@dataclass(frozen=True)
+class DueTask:
+    func: str
+    name: str
+    kwargs: dict[str, Any]
+
+
+def due_work(*, now: datetime, received_late_after: timedelta = RECEIVED_LATE_AFTER) -> list[DueTask]:
+    """The tasks a lost kick or a crash may have left undone: late received orders, accepts past their
+    window, accepted orders not paying, transfers due for a check, and the outbox."""
+    from psp import services as psp_services
+
+    work: list[DueTask] = []
     if not (settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff"):
+        received = Order.objects.filter(
+            status=OrderStatus.RECEIVED, accept_deadline__gt=now, received_at__lte=now - received_late_after
+        ).filter(Q(queued_at__isnull=True) | Q(queued_at__lt=now - QUEUED_TASK_LOST_AFTER))
         for pk in received.values_list("pk", flat=True)[:100]:
-            order_process(order_pk=pk)
+            work.append(DueTask("orders.tasks.order_process", f"sweep:order_process:{pk}", {"order_pk": pk}))
     settle_before = now - services.ACCEPT_SETTLE_MARGIN
     accepting = Order.objects.filter(status=OrderStatus.ACCEPTING, accept_deadline__lt=settle_before)
     for pk in accepting.values_list("pk", flat=True)[:100]:
-        order_accept_settle(order_pk=pk)
+        work.append(
+            DueTask("orders.tasks.order_accept_settle", f"sweep:accept_settle:{pk}", {"order_pk": pk})
+        )
     stale = now - timedelta(seconds=30)
-    for pk in Order.objects.filter(status=OrderStatus.ACCEPTED, updated_at__lt=stale).values_list(
-        "pk", flat=True
-    )[:100]:
-        if not services._needs_staff_approval(Order.objects.get(pk=pk)):
-            order_start_payout(order_pk=pk)
-    counts["transfers_checked"] = 0
-    for transfer_pk in psp_services.transfers_due_for_check(now=now):
-        psp_tasks.transfer_check(transfer_pk=transfer_pk)
-        counts["transfers_checked"] += 1
-    counts["outbox"] = outbox_deliver_due()
+    accepted = Order.objects.filter(status=OrderStatus.ACCEPTED, updated_at__lt=stale)
+    for order in accepted[:100]:
+        if not services._needs_staff_approval(order):
+            work.append(
+                DueTask("orders.tasks.order_start_payout", f"sweep:payout:{order.pk}", {"order_pk": order.pk})
+            )
+    for pk in psp_services.transfers_due_for_check(now=now):
+        work.append(DueTask("psp.tasks.transfer_check", f"sweep:transfer_check:{pk}", {"transfer_pk": pk}))
+    work.append(DueTask("orders.tasks.outbox_deliver_due", "sweep:outbox", {}))
+    return work
+
+
+def sweep() -> dict[str, int]:
+    """The safety net, every minute: expire what is overdue and queue whatever a lost kick or a crash left
+    behind. It calls no aggregator or PSP itself, so an outage cannot stall it; every task it queues is
+    safe beside a run already queued (accepts are claimed per order, sends leased per transfer)."""
+    now = timezone.now()
+    counts = {"expired": services.order_expire_due(now=now), "queued": 0}
+    for task in due_work(now=now):
+        queue.enqueue(task.func, task_name=task.name, **task.kwargs)
+        counts["queued"] += 1
     return counts
 
 
