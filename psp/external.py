@@ -16,6 +16,11 @@ from psp.models import Transfer, TransferStatus
 BANK_FILE = "bank_file"
 
 
+def make_reference(*, order_key: str, attempt: int) -> str:
+    """The reference of a bank-file payout attempt, written as InstrId and EndToEndId in the pain.001."""
+    return f"pn-{order_key.replace('-', '')[:32]}-{attempt}"
+
+
 def transfer_start_external(*, order: Order, psp: str, message_id: str) -> Transfer:
     """Write the external transfer for a locked order moving to ``paying``. Caller holds the order lock."""
     attempt = order.transfers.count() + 1
@@ -23,7 +28,7 @@ def transfer_start_external(*, order: Order, psp: str, message_id: str) -> Trans
         order=order,
         psp=psp,
         attempt=attempt,
-        reference=f"pn-{order.order_id.replace('-', '')[:32]}-{attempt}",
+        reference=make_reference(order_key=order.order_id, attempt=attempt),
         status=TransferStatus.PENDING,
         amount=order.amount,
         currency=order.currency,
