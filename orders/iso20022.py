@@ -111,8 +111,9 @@ def pain001_document(
     for order in orders:
         tx = _sub(payment, "CdtTrfTxInf")
         ids = _sub(tx, "PmtId")
-        _sub(ids, "InstrId", references[order.pk][:35])
-        _sub(ids, "EndToEndId", references[order.pk][:35])
+        # Whole, never cut: the pain.002 finds the transfer by this id (the XSD refuses over 35 characters).
+        _sub(ids, "InstrId", references[order.pk])
+        _sub(ids, "EndToEndId", references[order.pk])
         _sub(_sub(tx, "Amt"), "InstdAmt", _amount(order.amount), Ccy=order.currency[:3])
         _agent(tx, "CdtrAgt", order.institution)
         _sub(_sub(tx, "Cdtr"), "Nm", (order.account_name or "UNKNOWN")[:140])
