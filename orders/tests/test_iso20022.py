@@ -142,6 +142,31 @@ def test_orders_whose_ids_differ_only_past_32_characters_or_in_dashes_are_both_e
     assert set(Order.objects.values_list("status", flat=True)) == {OrderStatus.PAID}
 
 
+def test_status_report_of_a_file_exported_before_references_fitted_finds_the_transfer_by_the_cut_id() -> None:
+    order = held_order(order_id="559028af-6e15-4b21-bab5-052a248db249")
+    iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
+    # set-up only: the reference the exporter used to store; its file carried the first 35 characters
+    Transfer.objects.filter(order=order).update(reference="pn-559028af6e154b21bab5052a248db249-1")
+
+    lines = iso20022.pain002_import(xml=pain002(("pn-559028af6e154b21bab5052a248db249", "ACSC", "")))
+
+    order.refresh_from_db()
+    assert [line.outcome for line in lines] == ["transfer succeeded"]
+    assert order.status == OrderStatus.PAID
+
+
+def test_status_report_cut_id_matching_two_old_transfers_changes_neither() -> None:
+    orders = [held_order(), held_order()]
+    iso20022.bank_file_export(order_pks=[o.pk for o in orders], debtor=DEBTOR, actor=None)
+    for attempt, order in enumerate(orders, start=1):  # set-up only: two old references, one cut id
+        Transfer.objects.filter(order=order).update(reference=f"pn-{'a' * 32}-{attempt}")
+
+    lines = iso20022.pain002_import(xml=pain002((f"pn-{'a' * 32}", "ACSC", "")))
+
+    assert [line.outcome for line in lines] == ["ambiguous reference"]
+    assert set(Order.objects.values_list("status", flat=True)) == {OrderStatus.PAYING}
+
+
 def test_status_report_with_entities_is_refused() -> None:
     evil = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa">]><Document><CstmrPmtStsRpt/></Document>'
 
