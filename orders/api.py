@@ -138,7 +138,13 @@ class SeedOrderApi(APIView):
 
 
 class TxStatusApi(APIView):
-    """POST /tx_status — {orderId | reference, currency?, psp?, txId?} → pending | success | failed."""
+    """POST /tx_status — {orderId | reference, currency?, psp?, txId?} → pending | success | failed.
+
+    ``orderId`` (fork) names the order by its exact id and nothing else. ``reference`` (upstream) is the
+    order id too; failing an order with that id, it names the one seed-flavour order with that seed
+    reference. 404 when no order matches (or the node never accepted it); 409 ``ambiguous_reference``
+    when several seed orders share the reference: the node answers for no order it cannot tell apart.
+    """
 
     authentication_classes = [RequestSignatureAuthentication]
     permission_classes = [IsAuthenticated]
@@ -158,8 +164,10 @@ class TxStatusApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        key = serializer.validated_data.get("orderId") or serializer.validated_data["reference"]
-        order = selectors.order_find(key=key)
+        order = selectors.order_find(
+            order_id=serializer.validated_data.get("orderId", ""),
+            reference=serializer.validated_data.get("reference", ""),
+        )
         data = selectors.order_tx_status(order=order) if order else None
         if data is None:
             raise NotFound("Order not found", errors={"orderId": ["This node never accepted this order."]})

@@ -40,6 +40,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "iso20022_schemas" / "pain.001.0
 BIC = re.compile(r"^[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")
 SUCCESS_CODES = {"ACSC", "ACCC"}
 FAILURE_CODES = {"RJCT"}
+FILE_ID_MAX_LENGTH = 35  # InstrId / EndToEndId: Max35Text
 
 
 class BankFileInvalid(services.OrderTransitionNotAllowed):
@@ -111,8 +112,9 @@ def pain001_document(
     for order in orders:
         tx = _sub(payment, "CdtTrfTxInf")
         ids = _sub(tx, "PmtId")
-        _sub(ids, "InstrId", references[order.pk][:35])
-        _sub(ids, "EndToEndId", references[order.pk][:35])
+        # Whole, never cut: the pain.002 finds the transfer by this id (the XSD refuses over 35 characters).
+        _sub(ids, "InstrId", references[order.pk])
+        _sub(ids, "EndToEndId", references[order.pk])
         _sub(_sub(tx, "Amt"), "InstdAmt", _amount(order.amount), Ccy=order.currency[:3])
         _agent(tx, "CdtrAgt", order.institution)
         _sub(_sub(tx, "Cdtr"), "Nm", (order.account_name or "UNKNOWN")[:140])
@@ -210,6 +212,18 @@ def _parse_untrusted(xml: bytes) -> ET.Element:
     return root
 
 
+def _transfers_named(file_id: str) -> list[Transfer]:
+    """The bank-file transfers a pain.002 transaction id names: the one whose reference it is; failing that,
+    for a 35-character id, those whose longer reference starts with it (files exported before references
+    fitted in 35 characters carried them cut). More than one means the id cannot tell them apart."""
+    exact = list(Transfer.objects.filter(psp=external.BANK_FILE, reference=file_id))
+    if exact or len(file_id) != FILE_ID_MAX_LENGTH:
+        return exact
+    candidates = Transfer.objects.filter(psp=external.BANK_FILE, reference__startswith=file_id)
+    # startswith is case-insensitive on SQLite: compare again here
+    return [t for t in candidates if t.reference.startswith(file_id) and len(t.reference) > len(file_id)]
+
+
 def pain002_import(*, xml: bytes) -> list[StatusLine]:
     """Apply a pain.002 status report: each transaction's status moves its order through the services."""
     root = _parse_untrusted(xml)
@@ -218,18 +232,22 @@ def pain002_import(*, xml: bytes) -> list[StatusLine]:
         reference = _find_text(tx, ["OrgnlEndToEndId"]) or _find_text(tx, ["OrgnlInstrId"])
         status = _find_text(tx, ["TxSts"])
         reason = _find_text(tx, ["StsRsnInf", "Rsn", "Cd"]) or _find_text(tx, ["StsRsnInf", "AddtlInf"])
-        transfer = Transfer.objects.filter(psp=external.BANK_FILE, reference=reference).first()
-        if transfer is None:
-            lines.append(StatusLine(reference, status, reason, "unknown reference"))
+        transfers = _transfers_named(reference)
+        if len(transfers) != 1:
+            outcome = "ambiguous reference" if transfers else "unknown reference"
+            lines.append(StatusLine(reference, status, reason, outcome))
             continue
+        (transfer,) = transfers
         if status in SUCCESS_CODES:
             result = PayoutResult(
-                reference=reference, status=PayoutStatus.SUCCEEDED, psp_transaction_id=reference
+                reference=transfer.reference,
+                status=PayoutStatus.SUCCEEDED,
+                psp_transaction_id=transfer.reference,  # the txId the pending fulfil reported
             )
         elif status in FAILURE_CODES:
             message = f"Bank rejected the transfer ({reason or 'no reason given'})"
             result = PayoutResult(
-                reference=reference,
+                reference=transfer.reference,
                 status=PayoutStatus.FAILED,
                 failure_reason=FailureReason.OTHER,
                 failure_message=message,

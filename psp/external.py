@@ -11,9 +11,20 @@ from django.utils import timezone
 
 from orders.models import Order
 from provision.logging import mask_account
+from psp import references
 from psp.models import Transfer, TransferStatus
 
 BANK_FILE = "bank_file"
+REFERENCE_MAX_LENGTH = 35  # pain.001 InstrId / EndToEndId are ISO 20022 Max35Text
+
+
+def make_reference(*, order_key: str, attempt: int) -> str:
+    """The reference of a bank-file payout attempt, written whole as InstrId and EndToEndId in the pain.001
+    and found again by the pain.002 import: the order UUID's 32 hex digits + ``-<attempt>``, or a tagged
+    hash of any other order id (``psp.references``), in ``[0-9a-z-]`` and at most 35 characters."""
+    return references.payout_reference(
+        order_id=order_key, attempt=attempt, prefix="", max_length=REFERENCE_MAX_LENGTH
+    )
 
 
 def transfer_start_external(*, order: Order, psp: str, message_id: str) -> Transfer:
@@ -23,7 +34,7 @@ def transfer_start_external(*, order: Order, psp: str, message_id: str) -> Trans
         order=order,
         psp=psp,
         attempt=attempt,
-        reference=f"pn-{order.order_id.replace('-', '')[:32]}-{attempt}",
+        reference=make_reference(order_key=order.order_id, attempt=attempt),
         status=TransferStatus.PENDING,
         amount=order.amount,
         currency=order.currency,

@@ -25,6 +25,9 @@ with ``X-Sandbox-Signature`` = hex HMAC-SHA512 of the raw body keyed with the he
 task enqueued when the payout's row is committed (at once, or scheduled for ``complete_at``), never inside
 the caller's transaction or under a lock; it has a bounded timeout and is tried ``WEBHOOK_ATTEMPTS`` times.
 A missed webhook costs nothing: the node polls.
+
+References are Lenco's (``psp.references``: ``pn-`` + the order UUID's 32 hex digits + ``-<attempt>``, or a
+tagged hash of any other order id; at most 40 characters), so the sandbox refuses nothing Lenco would take.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from psp import references
 from psp.base import (
     AccountName,
     DuplicateReference,
@@ -70,6 +74,8 @@ _OUTCOMES = {
     "9999": ("stuck", ""),
 }
 OTHER_HOLDER = "SANDBOX OTHER HOLDER"
+REFERENCE_PREFIX = "pn-"
+REFERENCE_MAX_LENGTH = 40  # Lenco's
 SIGNATURE_HEADER = "X-Sandbox-Signature"
 WEBHOOK_EVENTS = {"successful": "transfer.successful", "failed": "transfer.failed"}
 WEBHOOK_ATTEMPTS = 3
@@ -93,7 +99,9 @@ class SandboxAdapter(PspAdapter):
         return currency in settings.SANDBOX_BALANCES or "*" in settings.SANDBOX_BALANCES
 
     def make_reference(self, *, order_key: str, attempt: int) -> str:
-        return f"pn-{order_key.replace('-', '')[:32]}-{attempt}"
+        return references.payout_reference(
+            order_id=order_key, attempt=attempt, prefix=REFERENCE_PREFIX, max_length=REFERENCE_MAX_LENGTH
+        )
 
     def _decide(self, request: PayoutRequest) -> tuple[str, str]:
         outcome = _OUTCOMES.get(request.recipient.account_identifier[-4:])

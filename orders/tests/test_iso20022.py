@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -99,6 +100,71 @@ def test_status_report_marks_accepted_paid_and_rejected_failed() -> None:
     ] == ("Bank rejected the transfer (AC04)")
     balance = balance_selectors.balance_get(currency="NGN")
     assert (balance.total, balance.reserved) == (Decimal("196250"), Decimal("0"))
+
+
+def ids_in_file(xml: bytes) -> list[str]:
+    """The EndToEndId of each transaction of a pain.001 file, in file order."""
+    return [found.decode() for found in re.findall(rb"<EndToEndId>([^<]*)</EndToEndId>", xml)]
+
+
+def test_status_report_finds_each_transfer_by_the_id_written_in_the_file() -> None:
+    order = held_order(order_id="559028af-6e15-4b21-bab5-052a248db249")
+    xml, _exported = iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
+    (written,) = ids_in_file(xml)
+
+    lines = iso20022.pain002_import(xml=pain002((written, "ACSC", "")))
+
+    order.refresh_from_db()
+    assert [line.outcome for line in lines] == ["transfer succeeded"]
+    assert order.status == OrderStatus.PAID
+    assert written == Transfer.objects.get(order=order).reference
+
+
+@pytest.mark.parametrize(
+    ("order_id", "other_id"),
+    [
+        ("a" * 32 + "-first", "a" * 32 + "-second"),
+        ("order-42", "order42"),
+        ("559028af-6e15-4b21-bab5-052a248db249", "559028af6e154b21bab5052a248db249"),
+    ],
+)
+def test_orders_whose_ids_differ_only_past_32_characters_or_in_dashes_are_both_exported_and_paid(
+    order_id: str, other_id: str
+) -> None:
+    order, other = held_order(order_id=order_id), held_order(order_id=other_id)
+
+    xml, _exported = iso20022.bank_file_export(order_pks=[order.pk, other.pk], debtor=DEBTOR, actor=None)
+    written = ids_in_file(xml)
+    lines = iso20022.pain002_import(xml=pain002(*((reference, "ACSC", "") for reference in written)))
+
+    assert len(set(written)) == 2
+    assert [line.outcome for line in lines] == ["transfer succeeded", "transfer succeeded"]
+    assert set(Order.objects.values_list("status", flat=True)) == {OrderStatus.PAID}
+
+
+def test_status_report_of_a_file_exported_before_references_fitted_finds_the_transfer_by_the_cut_id() -> None:
+    order = held_order(order_id="559028af-6e15-4b21-bab5-052a248db249")
+    iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
+    # set-up only: the reference the exporter used to store; its file carried the first 35 characters
+    Transfer.objects.filter(order=order).update(reference="pn-559028af6e154b21bab5052a248db249-1")
+
+    lines = iso20022.pain002_import(xml=pain002(("pn-559028af6e154b21bab5052a248db249", "ACSC", "")))
+
+    order.refresh_from_db()
+    assert [line.outcome for line in lines] == ["transfer succeeded"]
+    assert order.status == OrderStatus.PAID
+
+
+def test_status_report_cut_id_matching_two_old_transfers_changes_neither() -> None:
+    orders = [held_order(), held_order()]
+    iso20022.bank_file_export(order_pks=[o.pk for o in orders], debtor=DEBTOR, actor=None)
+    for attempt, order in enumerate(orders, start=1):  # set-up only: two old references, one cut id
+        Transfer.objects.filter(order=order).update(reference=f"pn-{'a' * 32}-{attempt}")
+
+    lines = iso20022.pain002_import(xml=pain002((f"pn-{'a' * 32}", "ACSC", "")))
+
+    assert [line.outcome for line in lines] == ["ambiguous reference"]
+    assert set(Order.objects.values_list("status", flat=True)) == {OrderStatus.PAYING}
 
 
 def test_status_report_with_entities_is_refused() -> None:

@@ -17,10 +17,10 @@ Contract: ``protocol/lenco.md``. What this adapter decides where the document le
     operator ``airtel``/``mtn``/``zamtel`` for ZMW and ``airtel``/``tnm`` for MWK; ``account_identifier``
     is the phone in local (``0971111111``) or international (``+260971111111``) form, sent in local form.
   The country is derived from the currency (NGN ng, ZMW zm, MWK mw).
-* **References** (``make_reference``): ``"pn-" + <order UUID as 32 hex digits> + "-" + <attempt>``, e.g.
-  ``pn-559028af6e154b21bab5052a248db249-1`` (38 characters). An order key that is not a UUID is used with
-  its dashes removed when that leaves only ``[A-Za-z0-9._]`` and fits in 40 characters, otherwise replaced
-  by the leading hex digits of its SHA-256.
+* **References** (``make_reference``, ``psp.references``): ``"pn-" + <order UUID as 32 hex digits> + "-" +
+  <attempt>``, e.g. ``pn-559028af6e154b21bab5052a248db249-1`` (37 characters), when the order id is a UUID
+  in canonical form; any other order id gets ``"pn-h" + <26 hex digits of its SHA-256> + "-" + <attempt>``.
+  Never more than 40 characters, never the same for two (order id, attempt) pairs.
 * **Duplicates.** ``initiate_payout`` resolves a duplicate-reference answer itself: it reads the payout
   back by reference and returns what Lenco has. Only when that read says NOT_FOUND (read-after-write lag)
   does it raise ``DuplicateReference``; the caller then looks up again later and never reports a failure.
@@ -40,7 +40,6 @@ import hmac
 import logging
 import re
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -49,6 +48,7 @@ from urllib.parse import quote
 
 import requests
 
+from psp import references
 from psp.base import (
     AccountName,
     Bank,
@@ -82,7 +82,6 @@ PHONE_COUNTRY_CODE = {"zm": "260", "mw": "265"}
 REFERENCE_PREFIX = "pn-"
 REFERENCE_MAX_LENGTH = 40
 _REFERENCE_RE = re.compile(r"[A-Za-z0-9._-]+")
-_REFERENCE_KEY_RE = re.compile(r"[A-Za-z0-9._]+")
 _CENT = Decimal("0.01")
 _MAX_ACCOUNT_PAGES = 50
 
@@ -196,17 +195,9 @@ class LencoAdapter(PspAdapter):
         return not self._config.institutions or institution in self._config.institutions
 
     def make_reference(self, *, order_key: str, attempt: int) -> str:
-        if attempt < 0:
-            raise ValueError("attempt must not be negative")
-        suffix = f"-{attempt}"
-        room = REFERENCE_MAX_LENGTH - len(REFERENCE_PREFIX) - len(suffix)
-        try:
-            key = uuid.UUID(order_key).hex
-        except ValueError:
-            key = order_key.replace("-", "")
-            if not _REFERENCE_KEY_RE.fullmatch(key) or len(key) > room:
-                key = hashlib.sha256(order_key.encode("utf-8")).hexdigest()
-        return f"{REFERENCE_PREFIX}{key[:room]}{suffix}"
+        return references.payout_reference(
+            order_id=order_key, attempt=attempt, prefix=REFERENCE_PREFIX, max_length=REFERENCE_MAX_LENGTH
+        )
 
     def initiate_payout(self, request: PayoutRequest) -> PayoutResult:
         """POST the transfer (v1 queued ``/transfer`` for NGN, v2 ``/transfers/<rail>`` otherwise).

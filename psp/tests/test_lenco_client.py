@@ -120,19 +120,27 @@ def test_make_reference_is_pn_plus_order_uuid_hex_plus_attempt(httpserver):
 
     assert reference == V1_REF
     assert len(reference) == 37
-    assert adapter.make_reference(order_key=ORDER_KEY.upper(), attempt=1) == V1_REF
     assert adapter.make_reference(order_key=ORDER_KEY, attempt=2) == "pn-559028af6e154b21bab5052a248db249-2"
 
 
-def test_make_reference_hashes_order_keys_that_are_not_lenco_safe(httpserver):
+def test_make_reference_hashes_order_keys_that_are_not_canonical_uuids(httpserver):
     adapter = make_adapter(httpserver)
     order_key = "order #42 / with spaces and a very long tail that does not fit"
 
     reference = adapter.make_reference(order_key=order_key, attempt=3)
 
-    assert reference == "pn-" + hashlib.sha256(order_key.encode()).hexdigest()[:35] + "-3"
-    assert len(reference) == 40
+    assert reference == "pn-h" + hashlib.sha256(order_key.encode()).hexdigest()[:26] + "-3"
+    assert len(reference) == 32
     assert adapter.make_reference(order_key=order_key, attempt=3) == reference
+
+
+def test_make_reference_of_an_uppercase_uuid_is_not_the_lowercase_orders(httpserver):
+    adapter = make_adapter(httpserver)
+
+    reference = adapter.make_reference(order_key=ORDER_KEY.upper(), attempt=1)
+
+    assert reference != V1_REF
+    assert reference == "pn-h" + hashlib.sha256(ORDER_KEY.upper().encode()).hexdigest()[:26] + "-1"
 
 
 # --- initiate + get -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from pytest_httpserver import HTTPServer
 
 from balances import selectors as balance_selectors
 from balances.models import EntryKind, LedgerEntry
@@ -19,6 +20,7 @@ from psp.models import SandboxPayout, Transfer, TransferStatus
 from psp.sandbox import SandboxAdapter
 
 pytestmark = pytest.mark.django_db
+ORDER_UUID = "559028af-6e15-4b21-bab5-052a248db249"
 
 
 def accepted_order(account: str = "0123456789", **fields: Any) -> Order:
@@ -134,6 +136,39 @@ def test_database_refuses_a_second_live_transfer_for_an_order() -> None:
         Transfer.objects.create(
             order=order, psp="sandbox", attempt=2, reference="other", amount=order.amount, currency="NGN"
         )
+
+
+@pytest.mark.parametrize(
+    ("order_id", "other_id"),
+    [("a" * 32 + "-first", "a" * 32 + "-second"), ("order-42", "order42")],
+)
+def test_orders_whose_ids_differ_only_past_32_characters_or_in_dashes_both_pay(
+    order_id: str, other_id: str
+) -> None:
+    order, other = accepted_order(order_id=order_id), accepted_order(order_id=other_id)
+
+    transfer, other_transfer = pay(order), pay(other)
+
+    assert transfer.reference != other_transfer.reference
+    assert (order.status, other.status) == (OrderStatus.PAID, OrderStatus.PAID)
+    assert SandboxPayout.objects.count() == 2
+
+
+@pytest.mark.parametrize("other_id", [ORDER_UUID.upper(), ORDER_UUID.replace("-", "")])
+def test_lenco_payouts_of_orders_whose_ids_differ_only_in_case_or_dashes_both_start(
+    settings: Any, lenco_fake: HTTPServer, other_id: str
+) -> None:
+    settings.PSP = ["lenco"]
+    order, other = accepted_order(order_id=ORDER_UUID), accepted_order(order_id=other_id)
+
+    services.payout_start(order_pk=order.pk)
+    services.payout_start(order_pk=other.pk)
+
+    order.refresh_from_db()
+    other.refresh_from_db()
+    assert (order.status, other.status) == (OrderStatus.PAYING, OrderStatus.PAYING)
+    references = Transfer.objects.filter(psp="lenco").values_list("reference", flat=True)
+    assert len(set(references)) == 2
 
 
 class CommitsThenTimesOut(SandboxAdapter):
