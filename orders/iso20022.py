@@ -3,7 +3,9 @@
 Export moves each selected order to ``paying`` with a bank-file Transfer (so it cannot be paid twice,
 by file and by PSP) in one transaction, builds the file and validates it against the official XSD
 before anything is committed. Import maps each transaction status to the normal services: accepted
-and settled (ACSC/ACCC) -> paid; rejected (RJCT) -> payout failed with the reason code.
+and settled (ACSC/ACCC) -> paid; rejected (RJCT) -> payout failed with the reason code. Both run the
+maker-checker rule (``services.order_check_payout_allowed``) for the acting staff user: a success line
+the importer may not apply is reported as not applied and changes nothing.
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ class StatusLine:
     status: str
     reason: str
     outcome: str
+    applied: bool = True
 
 
 def _local(tag: str) -> str:
@@ -210,8 +213,26 @@ def _parse_untrusted(xml: bytes) -> ET.Element:
     return root
 
 
-def pain002_import(*, xml: bytes) -> list[StatusLine]:
-    """Apply a pain.002 status report: each transaction's status moves its order through the services."""
+def _paid_refusal(*, order_pk: int, actor: AbstractBaseUser | None) -> str:
+    """Why ``actor`` may not record this order paid (maker-checker on the locked order); "" when it may.
+
+    The check's inputs cannot change before the transfer is applied just after: the order is ``paying``
+    (approvals are recorded only before a payout starts or in review) and the threshold is a setting.
+    """
+    with transaction.atomic(durable=True):
+        try:
+            services.order_check_payout_allowed(order=locks.lock_order(order_pk), actor=actor)
+        except services.SecondApproverRequired as exc:
+            return exc.message
+    return ""
+
+
+def pain002_import(*, xml: bytes, actor: AbstractBaseUser | None) -> list[StatusLine]:
+    """Apply a pain.002 status report: each transaction's status moves its order through the services.
+
+    A success line goes through maker-checker for ``actor`` (the staff user importing): refused, it is
+    reported as not applied and nothing changes. Raises BankFileInvalid for an unreadable report.
+    """
     root = _parse_untrusted(xml)
     lines: list[StatusLine] = []
     for tx in (el for el in root.iter() if _local(el.tag) == "TxInfAndSts"):
@@ -223,6 +244,10 @@ def pain002_import(*, xml: bytes) -> list[StatusLine]:
             lines.append(StatusLine(reference, status, reason, "unknown reference"))
             continue
         if status in SUCCESS_CODES:
+            refusal = _paid_refusal(order_pk=transfer.order_id, actor=actor)
+            if refusal:
+                lines.append(StatusLine(reference, status, reason, f"not applied: {refusal}", applied=False))
+                continue
             result = PayoutResult(
                 reference=reference, status=PayoutStatus.SUCCEEDED, psp_transaction_id=reference
             )

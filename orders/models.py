@@ -80,6 +80,13 @@ ACCEPTED_STATES = (
     OrderStatus.NEEDS_REVIEW,
     OrderStatus.CANCELLED,
 )
+# States a staff path that ends in "paid" starts from (pay via PSP or bank file, mark paid, resolve a
+# review as paid): the "maker" half of maker-checker is recorded in them (orders.services).
+PAYOUT_APPROVAL_STATES = (
+    OrderStatus.ACCEPTED,
+    OrderStatus.HELD,
+    OrderStatus.NEEDS_REVIEW,
+)
 FINAL_STATES = (
     OrderStatus.FULFILLED,
     OrderStatus.CANCELLED,

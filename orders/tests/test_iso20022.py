@@ -13,7 +13,7 @@ from django.test import Client
 from balances import selectors as balance_selectors
 from orders import iso20022
 from orders.models import Order, OrderStatus, OutboxMessage
-from orders.tests.test_admin import held_order
+from orders.tests.test_admin import held_order, in_roles, money_and_reports
 from psp.models import Transfer, TransferStatus
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def test_status_report_marks_accepted_paid_and_rejected_failed() -> None:
     ref = {t.order_id: t.reference for t in Transfer.objects.all()}
 
     lines = iso20022.pain002_import(
-        xml=pain002((ref[paid.pk], "ACSC", ""), (ref[rejected.pk], "RJCT", "AC04"))
+        xml=pain002((ref[paid.pk], "ACSC", ""), (ref[rejected.pk], "RJCT", "AC04")), actor=None
     )
 
     paid.refresh_from_db()
@@ -105,7 +105,7 @@ def test_status_report_with_entities_is_refused() -> None:
     evil = b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa">]><Document><CstmrPmtStsRpt/></Document>'
 
     with pytest.raises(iso20022.BankFileInvalid):
-        iso20022.pain002_import(xml=evil)
+        iso20022.pain002_import(xml=evil, actor=None)
 
 
 def test_admin_export_downloads_the_file_and_import_applies_the_report() -> None:
@@ -141,3 +141,58 @@ def test_import_page_needs_the_pay_permission(client: Any) -> None:
     response = client.get("/admin/orders/order/import-status/")
 
     assert response.status_code == 403
+
+
+def import_report(client: Client, *lines: tuple[str, str, str]) -> Any:
+    upload = SimpleUploadedFile("sts.xml", pain002(*lines))
+    return client.post("/admin/orders/order/import-status/", {"report": upload}, follow=True)
+
+
+def test_status_report_success_imported_alone_is_not_applied_and_changes_nothing(settings: Any) -> None:
+    order = held_order()
+    iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)  # before the limit was set
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    transfer = Transfer.objects.get(order=order)
+    before = money_and_reports(order)
+
+    page = import_report(payer_client(), (transfer.reference, "ACSC", ""))
+
+    transfer.refresh_from_db()
+    assert b"not applied: Payouts above 1000 NGN need an approval first" in page.content
+    assert b"1 transaction status(es) not applied" in page.content
+    assert money_and_reports(order) == before
+    assert (order.status, transfer.status) == (OrderStatus.PAYING, TransferStatus.PENDING)
+
+
+def test_status_report_success_needs_an_importer_other_than_the_maker(settings: Any) -> None:
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    order = held_order()
+    maker, exporter = in_roles("maria", "operator", "payer"), in_roles("erin", "payer")
+    maker.post(
+        "/admin/orders/order/",
+        {"action": "record_approval", "_selected_action": [order.pk], "apply": "Confirm"},
+    )
+    exporter.post(
+        "/admin/orders/order/",
+        {
+            "action": "export_bank_file",
+            "_selected_action": [order.pk],
+            "apply": "Confirm",
+            "debtor_name": "Provider Ltd",
+            "debtor_account": "0987654321",
+        },
+    )
+    transfer = Transfer.objects.get(order=order)
+    exported = money_and_reports(order)
+
+    by_maker = import_report(maker, (transfer.reference, "ACCC", ""))
+    after_maker = money_and_reports(order)
+    by_exporter = import_report(exporter, (transfer.reference, "ACCC", ""))
+
+    assert b"not applied: The user who approved this payout cannot also pay it" in by_maker.content
+    assert after_maker == exported
+    assert b"Applied 1 transaction status(es)." in by_exporter.content
+    status, ledger, reports, _balance = money_and_reports(order)
+    assert status == OrderStatus.PAID
+    assert ledger == ["RESERVE", "DEBIT"]
+    assert f"fulfil:{order.order_id}:success" in reports
