@@ -139,8 +139,9 @@ def bank_file_export(
 ) -> tuple[bytes, list[Order]]:
     """Move the orders to ``paying`` by bank file and return the validated pain.001 document.
 
-    Raises OrderTransitionNotAllowed when an order cannot be paid now, BankFileInvalid when the file
-    does not validate (nothing is changed in either case).
+    Raises OrderTransitionNotAllowed when an order cannot be paid now (HoldExpired: held past its
+    approval deadline), SecondApproverRequired (maker-checker), BankFileInvalid when the file does not
+    validate (nothing is changed in any case).
     """
     now = timezone.now()
     message_id = f"PN{now:%Y%m%d%H%M%S}{min(order_pks) if order_pks else 0}"[:35]
@@ -152,6 +153,7 @@ def bank_file_export(
                 f"{order.order_id} cannot be exported: it is {order.get_status_display().lower()}",
                 order_id=order.order_id,
             )
+        services.order_check_hold_open(order=order, now=now)
         services.order_check_payout_allowed(order=order, actor=actor)
         transfer = external.transfer_start_external(
             order=order, psp=external.BANK_FILE, message_id=message_id

@@ -27,6 +27,7 @@ Invariants
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -272,6 +273,10 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
 
     def terms(self) -> tuple[Decimal, str, str]:
         return (self.amount, self.currency, self.institution)
+
+    def hold_expired(self, *, now: datetime) -> bool:
+        """Held past its approval deadline: the timeout cancels it, and the node never pays it."""
+        return self.status == OrderStatus.HELD and self.hold_until is not None and self.hold_until <= now
 
     @property
     def state_fields(self) -> tuple[FSMField, ...]:

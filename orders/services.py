@@ -72,6 +72,10 @@ class SecondApproverRequired(Conflict):
     code = "second_approver_required"
 
 
+class HoldExpired(OrderTransitionNotAllowed):
+    code = "hold_expired"
+
+
 # --- intake ------------------------------------------------------------------------------------------
 
 
@@ -424,6 +428,21 @@ def order_check_payout_allowed(*, order: Order, actor: AbstractBaseUser | None) 
         )
 
 
+def order_check_hold_open(*, order: Order, now: datetime) -> None:
+    """Refuse to pay a held order past its approval deadline, whether or not the timeout has run yet.
+
+    Called on the locked order by the paths that send money from the node (``psp.services.payout_start``,
+    ``orders.iso20022.bank_file_export``); ``order_expire_due`` cancels such an order under the same lock.
+    Raises HoldExpired.
+    """
+    if order.hold_expired(now=now):
+        raise HoldExpired(
+            "The approval deadline of this held order has passed: it is cancelled, not paid",
+            order_id=order.order_id,
+            hold_until=order.hold_until.isoformat() if order.hold_until else None,
+        )
+
+
 @transaction.atomic(durable=True)
 def order_approve_payout(*, order_pk: int, actor: AbstractBaseUser) -> Order:
     """Record a staff approval to pay the order (the "maker" half of maker-checker).
@@ -586,6 +605,10 @@ def order_mark_paid(
 ) -> Order:
     """Staff paid the recipient outside the node: debit and report fulfil with the external reference.
 
+    Still allowed after a held order's approval deadline (``hold_until``), unlike a payout from the node:
+    staff attest that the money already left, and refusing would let the approval timeout report a
+    cancel for an order that was paid. The timeout (``order_expire_due``) takes the same order lock and
+    re-reads the state, so it never cancels an order marked paid, and this refuses one it cancelled.
     Raises OrderNotFound, OrderTransitionNotAllowed, SecondApproverRequired (maker-checker).
     """
     now = now or timezone.now()
@@ -654,7 +677,11 @@ def order_record_fulfil_reported_locked(*, order: Order, now: datetime | None = 
 
 
 def order_expire_due(*, now: datetime | None = None) -> int:
-    """Expire received orders past their window; cancel held payouts past their approval timeout."""
+    """Expire received orders past their window; cancel held payouts past their approval timeout.
+
+    Each order is decided on its locked row, so a cancel never races a staff mark paid. Until this runs,
+    a payout from the node refuses a held order past its deadline (``order_check_hold_open``).
+    """
     now = now or timezone.now()
     count = 0
     for pk in Order.objects.filter(status=OrderStatus.RECEIVED, accept_deadline__lte=now).values_list(
@@ -669,7 +696,7 @@ def order_expire_due(*, now: datetime | None = None) -> int:
     for pk in Order.objects.filter(status=OrderStatus.HELD, hold_until__lte=now).values_list("pk", flat=True):
         with transaction.atomic():
             order = locks.lock_order(pk)
-            if order.status == OrderStatus.HELD and order.hold_until and order.hold_until <= now:
+            if order.hold_expired(now=now):
                 _cancel_locked(order, reason=APPROVAL_TIMEOUT_REASON, now=now, actor=None)
                 count += 1
     return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from balances import selectors as balance_selectors
 from orders import iso20022
@@ -67,6 +69,22 @@ def test_an_order_cannot_be_exported_twice_or_paid_by_psp_after_export() -> None
         iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
 
     assert Transfer.objects.filter(order=order).count() == 1
+
+
+def test_held_order_past_its_approval_deadline_cannot_be_exported() -> None:
+    order = held_order()
+    Order.objects.filter(pk=order.pk).update(hold_until=timezone.now() - timedelta(seconds=1))
+    before = money_and_reports(order)
+
+    with pytest.raises(iso20022.services.OrderTransitionNotAllowed) as refused:
+        iso20022.bank_file_export(order_pks=[order.pk], debtor=DEBTOR, actor=None)
+
+    assert refused.value.code == "hold_expired"
+    assert money_and_reports(order) == before
+    assert not Transfer.objects.filter(order=order).exists()
+    assert iso20022.services.order_expire_due() == 1
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELLED
 
 
 def test_invalid_document_is_reported_by_the_xsd() -> None:
