@@ -26,7 +26,14 @@ from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
 from orders import iso20022, outbox, services
-from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus, ReviewListEntry
+from orders.models import (
+    PAYOUT_APPROVAL_STATES,
+    Order,
+    OrderStatus,
+    OutboxMessage,
+    OutboxStatus,
+    ReviewListEntry,
+)
 from provision.errors import ApplicationError
 from provision.logging import mask_account
 from psp.models import Transfer
@@ -269,7 +276,7 @@ class OrderAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, "Accepted", accept)
 
-    @admin.action(description="Record my approval of selected held payouts (maker)", permissions=["approve"])
+    @admin.action(description="Record my approval to pay selected orders (maker)", permissions=["approve"])
     def record_approval(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         actor = _actor(request)
         if actor is None:
@@ -438,7 +445,7 @@ class OrderAdmin(admin.ModelAdmin):
         candidates = [
             ("accept_orders", "Accept", "begin_accept" in available and staff_policy, "approve"),
             ("decline_orders", "Decline…", "decline" in available, "approve"),
-            ("record_approval", "Record approval", order.status == OrderStatus.HELD, "approve"),
+            ("record_approval", "Record approval", order.status in PAYOUT_APPROVAL_STATES, "approve"),
             ("approve_payouts", "Pay via PSP", "start_payout" in available, "pay"),
             ("export_bank_file", "Pay by bank file…", "start_payout" in available, "pay"),
             ("mark_paid", "Mark paid…", "mark_paid" in available, "pay"),
@@ -506,11 +513,21 @@ class OrderAdmin(admin.ModelAdmin):
         lines: list[iso20022.StatusLine] = []
         if request.method == "POST" and form.is_valid():
             try:
-                lines = iso20022.pain002_import(xml=form.cleaned_data["report"].read())
+                lines = iso20022.pain002_import(xml=form.cleaned_data["report"].read(), actor=_actor(request))
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
-                self.message_user(request, f"Applied {len(lines)} transaction status(es).", messages.SUCCESS)
+                refused = sum(not line.applied for line in lines)
+                if refused:
+                    self.message_user(
+                        request,
+                        f"{refused} transaction status(es) not applied: see the outcome of each below.",
+                        messages.ERROR,
+                    )
+                if len(lines) > refused:
+                    self.message_user(
+                        request, f"Applied {len(lines) - refused} transaction status(es).", messages.SUCCESS
+                    )
         context = {
             **self.admin_site.each_context(request),
             "title": "Import bank status report (pain.002)",

@@ -3,7 +3,9 @@
 Export moves each selected order to ``paying`` with a bank-file Transfer (so it cannot be paid twice,
 by file and by PSP) in one transaction, builds the file and validates it against the official XSD
 before anything is committed. Import maps each transaction status to the normal services: accepted
-and settled (ACSC/ACCC) -> paid; rejected (RJCT) -> payout failed with the reason code.
+and settled (ACSC/ACCC) -> paid; rejected (RJCT) -> payout failed with the reason code. Both run the
+maker-checker rule (``services.order_check_payout_allowed``) for the acting staff user: a success line
+the importer may not apply is reported as not applied and changes nothing.
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ def bank_file_export(
 ) -> tuple[bytes, list[Order]]:
     """Move the orders to ``paying`` by bank file and return the validated pain.001 document.
 
-    Raises OrderTransitionNotAllowed when an order cannot be paid now, BankFileInvalid when the file
-    does not validate (nothing is changed in either case).
+    Raises OrderTransitionNotAllowed when an order cannot be paid now (HoldExpired: held past its
+    approval deadline), SecondApproverRequired (maker-checker), BankFileInvalid when the file does not
+    validate (nothing is changed in any case).
     """
     now = timezone.now()
     message_id = f"PN{now:%Y%m%d%H%M%S}{min(order_pks) if order_pks else 0}"[:35]
@@ -152,6 +155,7 @@ def bank_file_export(
                 f"{order.order_id} cannot be exported: it is {order.get_status_display().lower()}",
                 order_id=order.order_id,
             )
+        services.order_check_hold_open(order=order, now=now)
         services.order_check_payout_allowed(order=order, actor=actor)
         transfer = external.transfer_start_external(
             order=order, psp=external.BANK_FILE, message_id=message_id
@@ -183,6 +187,7 @@ class StatusLine:
     status: str
     reason: str
     outcome: str
+    applied: bool = True
 
 
 def _local(tag: str) -> str:
@@ -224,8 +229,26 @@ def _transfers_named(file_id: str) -> list[Transfer]:
     return [t for t in candidates if t.reference.startswith(file_id) and len(t.reference) > len(file_id)]
 
 
-def pain002_import(*, xml: bytes) -> list[StatusLine]:
-    """Apply a pain.002 status report: each transaction's status moves its order through the services."""
+def _paid_refusal(*, order_pk: int, actor: AbstractBaseUser | None) -> str:
+    """Why ``actor`` may not record this order paid (maker-checker on the locked order); "" when it may.
+
+    The check's inputs cannot change before the transfer is applied just after: the order is ``paying``
+    (approvals are recorded only before a payout starts or in review) and the threshold is a setting.
+    """
+    with transaction.atomic(durable=True):
+        try:
+            services.order_check_payout_allowed(order=locks.lock_order(order_pk), actor=actor)
+        except services.SecondApproverRequired as exc:
+            return exc.message
+    return ""
+
+
+def pain002_import(*, xml: bytes, actor: AbstractBaseUser | None) -> list[StatusLine]:
+    """Apply a pain.002 status report: each transaction's status moves its order through the services.
+
+    A success line goes through maker-checker for ``actor`` (the staff user importing): refused, it is
+    reported as not applied and nothing changes. Raises BankFileInvalid for an unreadable report.
+    """
     root = _parse_untrusted(xml)
     lines: list[StatusLine] = []
     for tx in (el for el in root.iter() if _local(el.tag) == "TxInfAndSts"):
@@ -239,6 +262,10 @@ def pain002_import(*, xml: bytes) -> list[StatusLine]:
             continue
         (transfer,) = transfers
         if status in SUCCESS_CODES:
+            refusal = _paid_refusal(order_pk=transfer.order_id, actor=actor)
+            if refusal:
+                lines.append(StatusLine(reference, status, reason, f"not applied: {refusal}", applied=False))
+                continue
             result = PayoutResult(
                 reference=transfer.reference,
                 status=PayoutStatus.SUCCEEDED,

@@ -32,6 +32,7 @@ Invariants
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -84,6 +85,13 @@ ACCEPTED_STATES = (
     OrderStatus.FULFILLED,
     OrderStatus.NEEDS_REVIEW,
     OrderStatus.CANCELLED,
+)
+# States a staff path that ends in "paid" starts from (pay via PSP or bank file, mark paid, resolve a
+# review as paid): the "maker" half of maker-checker is recorded in them (orders.services).
+PAYOUT_APPROVAL_STATES = (
+    OrderStatus.ACCEPTED,
+    OrderStatus.HELD,
+    OrderStatus.NEEDS_REVIEW,
 )
 FINAL_STATES = (
     OrderStatus.FULFILLED,
@@ -280,6 +288,10 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
 
     def terms(self) -> tuple[Decimal, str, str]:
         return (self.amount, self.currency, self.institution)
+
+    def hold_expired(self, *, now: datetime) -> bool:
+        """Held past its approval deadline: the timeout cancels it, and the node never pays it."""
+        return self.status == OrderStatus.HELD and self.hold_until is not None and self.hold_until <= now
 
     @property
     def state_fields(self) -> tuple[FSMField, ...]:

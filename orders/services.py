@@ -36,7 +36,15 @@ from orders.clients.aggregator import (
     fulfil_payload,
 )
 from orders.dispatch import ORDER_TASK_OPTIONS
-from orders.models import DeclineReason, Flavour, Order, OrderStatus, OutboxKind, ReviewListEntry
+from orders.models import (
+    PAYOUT_APPROVAL_STATES,
+    DeclineReason,
+    Flavour,
+    Order,
+    OrderStatus,
+    OutboxKind,
+    ReviewListEntry,
+)
 from provision import queue, request_context
 from provision.errors import Conflict, NotFound
 from provision.models import NodeControl
@@ -62,6 +70,10 @@ class OrderNotFound(NotFound):
 
 class SecondApproverRequired(Conflict):
     code = "second_approver_required"
+
+
+class HoldExpired(OrderTransitionNotAllowed):
+    code = "hold_expired"
 
 
 # --- intake ------------------------------------------------------------------------------------------
@@ -468,9 +480,12 @@ def order_apply_accept_refused(*, order_pk: int, reason: str, now: datetime | No
 
 
 def order_check_payout_allowed(*, order: Order, actor: AbstractBaseUser | None) -> None:
-    """Maker-checker: a staff payout above MAKER_CHECKER_ABOVE needs an approval by another user first.
+    """Maker-checker: a staff "paid" above MAKER_CHECKER_ABOVE needs an approval by another user first.
 
-    Called by ``psp.services.payout_start`` on the locked order. Automatic payouts (no actor) pass.
+    The one rule for every staff path that ends in ``paid``: pay via PSP (``psp.services.payout_start``),
+    bank-file export and the pain.002 success lines that settle it (``orders.iso20022``), mark paid and
+    resolve a review as paid. Each calls it on the locked order before it writes anything. The approval
+    (``approved_by``) is recorded by ``order_approve_payout``. Automatic payouts (no actor) pass.
     Raises SecondApproverRequired.
     """
     threshold = _limit(settings.MAKER_CHECKER_ABOVE, order.currency)
@@ -488,11 +503,33 @@ def order_check_payout_allowed(*, order: Order, actor: AbstractBaseUser | None) 
         )
 
 
+def order_check_hold_open(*, order: Order, now: datetime) -> None:
+    """Refuse to pay a held order past its approval deadline, whether or not the timeout has run yet.
+
+    Called on the locked order by the paths that send money from the node (``psp.services.payout_start``,
+    ``orders.iso20022.bank_file_export``); ``order_expire_due`` cancels such an order under the same lock.
+    Raises HoldExpired.
+    """
+    if order.hold_expired(now=now):
+        raise HoldExpired(
+            "The approval deadline of this held order has passed: it is cancelled, not paid",
+            order_id=order.order_id,
+            hold_until=order.hold_until.isoformat() if order.hold_until else None,
+        )
+
+
 @transaction.atomic(durable=True)
 def order_approve_payout(*, order_pk: int, actor: AbstractBaseUser) -> Order:
-    """Record a staff approval of a held payout (the "maker" half of maker-checker)."""
+    """Record a staff approval to pay the order (the "maker" half of maker-checker).
+
+    Allowed in every state a staff "paid" path starts from (``PAYOUT_APPROVAL_STATES``: accepted, held,
+    needs review); the admin offers it to users with the approve permission. Not while paying, so the
+    approval a pain.002 import is checked against cannot change under it. A later approval replaces an
+    earlier one: either way the user who then pays must be someone else.
+    Raises OrderNotFound, OrderTransitionNotAllowed.
+    """
     order = _locked_or_404(order_pk)
-    if order.status != OrderStatus.HELD:
+    if order.status not in PAYOUT_APPROVAL_STATES:
         raise _refuse(order, "approve the payout of")
     order.approved_by = actor  # type: ignore[assignment]
     order.save(update_fields=["approved_by", "updated_at"])
@@ -641,11 +678,19 @@ def order_cancel(
 def order_mark_paid(
     *, order_pk: int, external_reference: str, actor: AbstractBaseUser | None, now: datetime | None = None
 ) -> Order:
-    """Staff paid the recipient outside the node: debit and report fulfil with the external reference."""
+    """Staff paid the recipient outside the node: debit and report fulfil with the external reference.
+
+    Still allowed after a held order's approval deadline (``hold_until``), unlike a payout from the node:
+    staff attest that the money already left, and refusing would let the approval timeout report a
+    cancel for an order that was paid. The timeout (``order_expire_due``) takes the same order lock and
+    re-reads the state, so it never cancels an order marked paid, and this refuses one it cancelled.
+    Raises OrderNotFound, OrderTransitionNotAllowed, SecondApproverRequired (maker-checker).
+    """
     now = now or timezone.now()
     order = _locked_or_404(order_pk)
     if not can_proceed(order.mark_paid):
         raise _refuse(order, "mark paid")
+    order_check_payout_allowed(order=order, actor=actor)
     order.mark_paid(
         external_reference=external_reference, at=now, by=actor, description="Paid outside the node"
     )
@@ -660,11 +705,17 @@ def order_mark_paid(
 def order_resolve_review(
     *, order_pk: int, paid: bool, evidence: str, actor: AbstractBaseUser | None, now: datetime | None = None
 ) -> Order:
-    """Staff settle a ``needs_review`` payout: paid (debit, fulfil success) or not paid (release, failed)."""
+    """Staff settle a ``needs_review`` payout: paid (debit, fulfil success) or not paid (release, failed).
+
+    Paid goes through maker-checker like every staff "paid"; not paid (a release) does not.
+    Raises OrderNotFound, OrderTransitionNotAllowed, SecondApproverRequired.
+    """
     now = now or timezone.now()
     order = _locked_or_404(order_pk)
     if order.status != OrderStatus.NEEDS_REVIEW:
         raise _refuse(order, "resolve")
+    if paid:
+        order_check_payout_allowed(order=order, actor=actor)
     if not order.psp_tx_id:
         order.psp_tx_id = (
             order.transfers.order_by("-attempt").values_list("reference", flat=True).first() or ""
@@ -701,7 +752,11 @@ def order_record_fulfil_reported_locked(*, order: Order, now: datetime | None = 
 
 
 def order_expire_due(*, now: datetime | None = None) -> int:
-    """Expire received orders past their window; cancel held payouts past their approval timeout."""
+    """Expire received orders past their window; cancel held payouts past their approval timeout.
+
+    Each order is decided on its locked row, so a cancel never races a staff mark paid. Until this runs,
+    a payout from the node refuses a held order past its deadline (``order_check_hold_open``).
+    """
     now = now or timezone.now()
     count = 0
     for pk in Order.objects.filter(status=OrderStatus.RECEIVED, accept_deadline__lte=now).values_list(
@@ -716,7 +771,7 @@ def order_expire_due(*, now: datetime | None = None) -> int:
     for pk in Order.objects.filter(status=OrderStatus.HELD, hold_until__lte=now).values_list("pk", flat=True):
         with transaction.atomic():
             order = locks.lock_order(pk)
-            if order.status == OrderStatus.HELD and order.hold_until and order.hold_until <= now:
+            if order.hold_expired(now=now):
                 _cancel_locked(order, reason=APPROVAL_TIMEOUT_REASON, now=now, actor=None)
                 count += 1
     return count

@@ -187,7 +187,8 @@ def payout_start(*, order_pk: int, actor: AbstractBaseUser | None = None) -> Ord
 
     With ``PAYOUT_NAME_CHECK`` on, the account is resolved through the PSP about to be used *before* the
     order is locked (``psp.name_check``); the locked part re-checks the state and acts on the verdict.
-    Raises OrderTransitionNotAllowed (NoPspAvailable, SecondApproverRequired).
+    Raises OrderTransitionNotAllowed (NoPspAvailable, HoldExpired: a held order past ``hold_until``, even
+    when the approval timeout has not cancelled it yet), SecondApproverRequired.
     """
     check = _name_check(order_pk)
     return _payout_start_locked(order_pk=order_pk, actor=actor, check=check)
@@ -227,6 +228,7 @@ def _payout_start_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
             order_id=order.order_id,
             status=order.status,
         )
+    order_services.order_check_hold_open(order=order, now=timezone.now())
     order_services.order_check_payout_allowed(order=order, actor=actor)
     if check is not None:
         hold = check.holds(mode=settings.PAYOUT_NAME_CHECK) and order.status == OrderStatus.ACCEPTED

@@ -12,6 +12,7 @@ from django_fsm_log.models import StateLog
 
 from balances import selectors as balance_selectors
 from balances import services as balance_services
+from balances.models import EntryKind, LedgerEntry
 from orders import services
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.factories import OrderFactory
@@ -225,6 +226,141 @@ def test_maker_checker_large_payout_needs_a_second_user(
     assert order.status in (OrderStatus.PAID, OrderStatus.FULFILLED)
     assert order.approved_by is not None
     assert order.approved_by.username == "maria"
+
+
+def in_roles(username: str, *roles: str) -> Client:
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user(username=username, password="pw", is_staff=True)
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def order_in(status: str, **fields: Any) -> Order:
+    """An order with its reservation, put in ``status`` (as if it had got there)."""
+    order = held_order()
+    Order.objects.filter(pk=order.pk).update(status=status, **fields)
+    order.refresh_from_db()
+    return order
+
+
+def money_and_reports(order: Order) -> tuple[str, list[str], list[str], tuple[Decimal, Decimal]]:
+    """What a staff action moves: the order's state, its ledger, what it owes the aggregator, the balance."""
+    order.refresh_from_db()
+    balance = balance_selectors.balance_get(currency=order.currency)
+    return (
+        order.status,
+        list(LedgerEntry.objects.filter(order=order).order_by("pk").values_list("kind", flat=True)),
+        list(OutboxMessage.objects.filter(order=order).order_by("pk").values_list("dedupe_key", flat=True)),
+        (balance.total, balance.reserved),
+    )
+
+
+def test_mark_paid_above_the_limit_by_one_user_alone_is_refused_and_changes_nothing(settings: Any) -> None:
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    order = held_order()
+    solo = in_roles("sam", "operator", "payer")
+    before = money_and_reports(order)
+
+    unapproved = act(solo, "mark_paid", order, external_reference="BANK-REF-1")
+    act(solo, "record_approval", order)
+    self_approved = act(solo, "mark_paid", order, external_reference="BANK-REF-1")
+
+    assert b"need an approval first" in unapproved.content
+    assert b"cannot also pay it" in self_approved.content
+    assert money_and_reports(order) == before
+    assert (order.status, order.external_reference, order.psp_tx_id) == (OrderStatus.HELD, "", "")
+
+
+def test_mark_paid_above_the_limit_by_a_second_user_after_an_approval_is_paid(settings: Any) -> None:
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    order = order_in(OrderStatus.ACCEPTED)
+    maker, payer = in_role("operator", "maria"), in_role("payer", "paul")
+
+    act(maker, "record_approval", order)
+    act(payer, "mark_paid", order, external_reference="BANK-REF-2")
+
+    status, ledger, reports, _balance = money_and_reports(order)
+    assert (status, order.psp_tx_id) == (OrderStatus.PAID, "BANK-REF-2")
+    assert order.approved_by is not None
+    assert order.approved_by.username == "maria"
+    assert ledger == [EntryKind.RESERVE, EntryKind.DEBIT]
+    assert f"fulfil:{order.order_id}:success" in reports
+
+
+def test_resolve_review_as_paid_above_the_limit_by_one_user_alone_is_refused_and_changes_nothing(
+    settings: Any,
+) -> None:
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    order = order_in(OrderStatus.NEEDS_REVIEW, psp="sandbox", psp_tx_id="SBX1")
+    solo = in_roles("sam", "operator", "payer")
+    before = money_and_reports(order)
+
+    unapproved = act(solo, "resolve_review", order, outcome="paid", evidence="statement line 7")
+    act(solo, "record_approval", order)
+    self_approved = act(solo, "resolve_review", order, outcome="paid", evidence="statement line 7")
+
+    assert b"need an approval first" in unapproved.content
+    assert b"cannot also pay it" in self_approved.content
+    assert money_and_reports(order) == before
+    assert order.status == OrderStatus.NEEDS_REVIEW
+
+
+def test_resolve_review_as_paid_above_the_limit_by_a_second_user_after_an_approval_is_paid(
+    settings: Any,
+) -> None:
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    order = order_in(OrderStatus.NEEDS_REVIEW, psp="sandbox", psp_tx_id="SBX1")
+    maker, payer = in_role("operator", "maria"), in_role("payer", "paul")
+
+    act(maker, "record_approval", order)
+    act(payer, "resolve_review", order, outcome="paid", evidence="statement line 7")
+
+    status, ledger, reports, _balance = money_and_reports(order)
+    assert status == OrderStatus.PAID
+    assert order.approved_by is not None
+    assert order.approved_by.username == "maria"
+    assert ledger == [EntryKind.RESERVE, EntryKind.DEBIT]
+    assert f"fulfil:{order.order_id}:success" in reports
+
+
+def test_resolve_review_as_not_paid_needs_no_second_user(settings: Any) -> None:
+    settings.MAKER_CHECKER_ABOVE = {"NGN": Decimal("1000")}
+    order = order_in(OrderStatus.NEEDS_REVIEW, psp="sandbox", psp_tx_id="SBX1")
+    payer = in_role("payer", "paul")
+
+    act(payer, "resolve_review", order, outcome="not_paid", evidence="PSP ticket 42: never sent")
+
+    status, ledger, _reports, _balance = money_and_reports(order)
+    assert status == OrderStatus.CANCELLED
+    assert ledger == [EntryKind.RESERVE, EntryKind.RELEASE]
+
+
+def test_approval_can_be_recorded_where_a_staff_paid_path_starts() -> None:
+    operator = in_role("operator", "olga")
+    orders = {
+        status: order_in(status)
+        for status in (OrderStatus.ACCEPTED, OrderStatus.HELD, OrderStatus.NEEDS_REVIEW, OrderStatus.PAYING)
+    }
+
+    pages = {
+        status: operator.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+        for status, order in orders.items()
+    }
+    for order in orders.values():
+        operator.post(f"/admin/orders/order/{order.pk}/do/record_approval/", {"apply": "Confirm"})
+
+    offered = {status: 'data-action="record_approval"' in page for status, page in pages.items()}
+    assert offered == {
+        OrderStatus.ACCEPTED: True,
+        OrderStatus.HELD: True,
+        OrderStatus.NEEDS_REVIEW: True,
+        OrderStatus.PAYING: False,
+    }
+    approved = {status: Order.objects.get(pk=o.pk).approved_by_id is not None for status, o in orders.items()}
+    assert approved == offered
 
 
 def test_admin_index_shows_the_queue_oldest_first_with_counts() -> None:

@@ -52,6 +52,36 @@ def test_two_workers_starting_the_same_payout_make_one_transfer() -> None:
     assert Transfer.objects.filter(order=order).count() == 1
 
 
+def test_mark_paid_racing_the_approval_timeout_gives_one_outcome() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orders.models import OutboxMessage
+
+    order = _accepted_order()
+    Order.objects.filter(pk=order.pk).update(
+        status=OrderStatus.HELD, hold_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    marked, _expired = run_together(
+        [
+            partial(services.order_mark_paid, order_pk=order.pk, external_reference="BANK-9", actor=None),
+            services.order_expire_due,
+        ]
+    )
+
+    order.refresh_from_db()
+    cancels = OutboxMessage.objects.filter(order=order, kind="cancel").count()
+    kinds = sorted(LedgerEntry.objects.filter(order=order).values_list("kind", flat=True))
+    if isinstance(marked, Order):
+        assert (order.status, cancels, kinds) == (OrderStatus.PAID, 0, ["DEBIT", "RESERVE"])
+    else:
+        assert isinstance(marked, services.OrderTransitionNotAllowed)
+        assert (order.status, cancels, kinds) == (OrderStatus.CANCELLED, 1, ["RELEASE", "RESERVE"])
+    assert balance_services.balance_verify() == []
+
+
 def test_two_workers_sending_the_same_transfer_pay_once() -> None:
     order = _accepted_order()
     psp_services.payout_start(order_pk=order.pk)

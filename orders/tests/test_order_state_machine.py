@@ -92,6 +92,24 @@ def test_held_payout_not_approved_in_time_is_cancelled_with_a_reason(settings: A
 
 
 @pytest.mark.django_db
+def test_held_order_marked_paid_after_its_deadline_stays_paid_and_is_not_cancelled() -> None:
+    balance_services.balance_credit(currency="NGN", amount=Decimal("10000"), reason="funds")
+    order = OrderFactory.create()
+    services.order_decide(order_pk=order.pk)
+    Order.objects.filter(pk=order.pk).update(
+        status=OrderStatus.HELD, hold_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    services.order_mark_paid(order_pk=order.pk, external_reference="BANK-REF-7", actor=None)
+    cancelled = services.order_expire_due()
+
+    order.refresh_from_db()
+    assert (cancelled, order.status, order.psp_tx_id) == (0, OrderStatus.PAID, "BANK-REF-7")
+    assert not OutboxMessage.objects.filter(order=order, kind="cancel").exists()
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("6250")
+
+
+@pytest.mark.django_db
 def test_offer_past_its_window_is_expired_by_the_sweep() -> None:
     order = OrderFactory.create(accept_deadline=timezone.now() - timedelta(seconds=1))
     fresh = OrderFactory.create()

@@ -114,6 +114,31 @@ def test_pending_payout_reports_pending_and_is_settled_by_polling(settings: Any)
     assert fulfil_statuses(order) == ["pending", "success"]
 
 
+def test_held_order_past_its_approval_deadline_is_not_paid_when_the_sweep_is_late() -> None:
+    from django.contrib.auth.models import User
+
+    from orders import services as order_services
+
+    order = accepted_order()
+    Order.objects.filter(pk=order.pk).update(
+        status=OrderStatus.HELD, hold_until=timezone.now() - timedelta(seconds=1)
+    )
+    payer = User.objects.create_user(username="paul", is_staff=True)
+
+    with pytest.raises(order_services.OrderTransitionNotAllowed) as refused:
+        services.payout_start(order_pk=order.pk, actor=payer)
+
+    order.refresh_from_db()
+    assert refused.value.code == "hold_expired"
+    assert order.status == OrderStatus.HELD
+    assert not Transfer.objects.filter(order=order).exists()
+    assert list(LedgerEntry.objects.filter(order=order).values_list("kind", flat=True)) == [EntryKind.RESERVE]
+    assert not OutboxMessage.objects.filter(order=order).exists()
+    assert order_services.order_expire_due() == 1
+    order.refresh_from_db()
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, "Payout not approved in time")
+
+
 def test_payout_cannot_start_twice() -> None:
     order = accepted_order()
     services.payout_start(order_pk=order.pk)
