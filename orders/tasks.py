@@ -141,10 +141,13 @@ def balance_sync_retry_delay(*, attempt: int) -> int | None:
 def _psp_balances_sync(*, psp: str, attempt: int) -> list[str] | None:
     """Read one PSP's balances and apply them: the currencies synced, or None when the read failed (then
     the next retry of this PSP alone is queued, within seconds, while one is due before the next sync)."""
+    from balances import selectors as balance_selectors
     from balances import services as balance_services
     from psp import services as psp_services
     from psp.base import PspError
 
+    # Where the ledger stands before the read: what the readings can have seen (no lock over the HTTP).
+    ledger_seqs = balance_selectors.ledger_seqs(currencies=settings.CURRENCIES)
     try:
         readings = psp_services.psp_balances_read(psp=psp)
     except PspError as exc:
@@ -173,6 +176,7 @@ def _psp_balances_sync(*, psp: str, attempt: int) -> list[str] | None:
                 currency=reading.currency,
                 total=reading.total,
                 available=reading.available,
+                ledger_seq_at_read=ledger_seqs[reading.currency],
             )
             synced.append(reading.currency)
     return synced
