@@ -5,7 +5,8 @@ Objects
                   accepted, unpaid orders). ``available = total - reserved``. The two columns are a cache
                   of the ledger: the sum of every entry's deltas.
     LedgerEntry   one row per balance change, never updated or deleted.
-    PspBalance    the last figure each PSP reported for a currency (what /info lists per PSP).
+    PspBalance    the last figure each PSP reported for a currency (what /info lists per PSP), with where
+                  the currency's ledger stood when it was read (``ledger_seq_at_read``).
     BalanceAlert  a crossing of the critical threshold, shown to ops.
 
 Invariants (database CHECK constraints, not only Python)
@@ -14,7 +15,12 @@ Invariants (database CHECK constraints, not only Python)
 Kinds and their deltas
     CREDIT  total += a            RESERVE reserved += a         RELEASE reserved -= a
     DEBIT   total -= a, reserved -= a (a reserved payout left the account)
-    ADJUST  total += signed delta (sync with the PSP's figure, or a staff correction)
+    ADJUST  total += signed delta: a PSP sync's correction (``psp`` set, no actor) or a staff
+            correction (no ``psp``)
+
+A PSP sync (``balances.services.balance_sync_psp``) sets the total to the sum over PSPs of (their last
+reading + the movements through that PSP entered after it was read), plus the movements through no PSP
+with a reading entered after the reading it applies: it never undoes a movement a reading could not see.
 """
 
 from __future__ import annotations
@@ -104,6 +110,11 @@ class PspBalance(models.Model):
     available = money_field()
     status = models.CharField(max_length=16, default="ok")
     snapshot_at = models.DateTimeField()
+    ledger_seq_at_read = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Id of the currency's latest ledger entry when this figure was read (0: none yet).",
+    )
 
     class Meta:
         ordering = ["psp", "currency"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from balances.models import Balance, BalanceAlert, PspBalance
+from balances.models import Balance, BalanceAlert, LedgerEntry, PspBalance
 from balances.money import to_wire
 
 
@@ -27,6 +28,24 @@ def balances_by_currency() -> dict[str, Balance]:
         or Balance(currency=currency, total=Decimal("0"), reserved=Decimal("0"))
         for currency in settings.CURRENCIES
     }
+
+
+def ledger_seqs(*, currencies: Iterable[str]) -> dict[str, int]:
+    """Where each currency's ledger stands: the id of its latest entry (0 when it has none).
+
+    Taken just before a PSP's balances are read (``balances.services.balance_sync_psp``'s
+    ``ledger_seq_at_read``). Entries of one currency are written under its balance row lock, so an entry
+    not committed yet has, or will get, a larger id than every entry committed now.
+    """
+    seqs: dict[str, int] = {}
+    for currency in currencies:
+        latest = (
+            LedgerEntry.objects.filter(balance__currency=currency)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+        )
+        seqs[currency] = latest.first() or 0
+    return seqs
 
 
 def threshold_for(*, currency: str) -> Decimal | None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from balances import locks, selectors
@@ -184,9 +185,9 @@ def balance_credit(
 
 @transaction.atomic
 def balance_adjust(
-    *, currency: str, delta: Decimal, reason: str, actor: AbstractBaseUser | None = None, psp: str = ""
+    *, currency: str, delta: Decimal, reason: str, actor: AbstractBaseUser | None = None
 ) -> LedgerEntry | None:
-    """Move the total by a signed ``delta`` (PSP sync or staff correction). None when delta is zero."""
+    """Move the total by a signed ``delta`` (a staff correction; no PSP). None when delta is zero."""
     if delta == 0:
         return None
     return _apply(
@@ -196,7 +197,6 @@ def balance_adjust(
         total_delta=delta,
         reserved_delta=Decimal("0"),
         actor=actor,
-        psp=psp,
         reason=reason,
     )
 
@@ -210,21 +210,83 @@ def balance_set(
     return balance_adjust(currency=currency, delta=total - balance.total, reason=reason, actor=actor)
 
 
+# A sync's own correction: an ADJUST naming its PSP (staff adjustments name none). Not a movement.
+_SYNC_ADJUSTMENT = Q(kind=EntryKind.ADJUST) & ~Q(psp="")
+
+
 @transaction.atomic
-def balance_sync_psp(*, psp: str, currency: str, total: Decimal, available: Decimal) -> LedgerEntry | None:
-    """Record a PSP's reported balance and move our total to the sum over PSPs (an ADJUST carrying it)."""
+def balance_sync_psp(
+    *, psp: str, currency: str, total: Decimal, available: Decimal, ledger_seq_at_read: int
+) -> LedgerEntry | None:
+    """Record a PSP's reported balance and move our total to what the readings and the ledger say.
+
+    ``ledger_seq_at_read``: where the currency's ledger stood just before the PSP was read (its latest
+    entry's id, ``selectors.ledger_seqs``). The total becomes, with an ADJUST carrying the difference:
+
+        the sum over the PSPs with a reading of
+            (its last reading + the movements through that PSP entered after that reading was taken)
+        + the movements through no PSP with a reading (staff credits and adjustments, orders marked paid
+          outside the node) entered after this reading was taken
+
+    where a movement is an entry that changes the total, other than a sync's own ADJUST. So a payout
+    debited (or a credit, or an adjustment) between a PSP's read and this apply is never undone, a debit
+    through one PSP after its reading is not undone by another PSP's sync, and syncs of several PSPs
+    that overlap count each PSP once. A reading taken at an earlier ledger entry than the one on record
+    for that PSP is not applied (None). A payout the PSP had already made when it was read but that the
+    ledger learns of only afterwards is counted twice until the next reading: the total errs low, never
+    high. A reading recorded before ``ledger_seq_at_read`` existed counts as taken with this one.
+    """
+    balance = _balance_for_update(currency)  # one sync or movement of this currency at a time
+    recorded = PspBalance.objects.filter(psp=psp, currency=currency).first()
+    if (
+        recorded
+        and recorded.ledger_seq_at_read is not None
+        and recorded.ledger_seq_at_read > ledger_seq_at_read
+    ):
+        logger.info(
+            "balance.sync_stale_reading",
+            extra={"psp": psp, "currency": currency, "ledger_seq_at_read": ledger_seq_at_read},
+        )
+        return None
     PspBalance.objects.update_or_create(
         psp=psp,
         currency=currency,
-        defaults={"total": total, "available": available, "snapshot_at": timezone.now(), "status": "ok"},
+        defaults={
+            "total": total,
+            "available": available,
+            "snapshot_at": timezone.now(),
+            "status": "ok",
+            "ledger_seq_at_read": ledger_seq_at_read,
+        },
     )
-    psp_sum = sum((row.total for row in PspBalance.objects.filter(currency=currency)), Decimal("0"))
-    balance = _balance_for_update(currency)
-    return balance_adjust(
+    readings = list(PspBalance.objects.filter(currency=currency))
+    read_at = {
+        row.psp: ledger_seq_at_read if row.ledger_seq_at_read is None else row.ledger_seq_at_read
+        for row in readings
+    }
+    unseen = Q(pk__gt=ledger_seq_at_read) & ~Q(psp__in=list(read_at))
+    for reading_psp, seq in read_at.items():
+        unseen |= Q(psp=reading_psp, pk__gt=seq)
+    moved = sum(
+        LedgerEntry.objects.filter(unseen, balance=balance)
+        .exclude(_SYNC_ADJUSTMENT)
+        .exclude(total_delta=0)
+        .values_list("total_delta", flat=True),
+        Decimal("0"),
+    )
+    psp_sum = sum((row.total for row in readings), Decimal("0"))
+    delta = psp_sum + moved - balance.total
+    if delta == 0:
+        return None
+    return _apply(
         currency=currency,
-        delta=psp_sum - balance.total,
-        reason=f"sync: {psp} reports {total} {currency}; PSP total {psp_sum}",
+        kind=EntryKind.ADJUST,
+        amount=abs(delta),
+        total_delta=delta,
+        reserved_delta=Decimal("0"),
         psp=psp,
+        reason=f"sync: {psp} reports {total} {currency}; PSP total {psp_sum}, {moved} moved since read",
+        balance=balance,
     )
 
 

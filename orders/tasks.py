@@ -153,36 +153,103 @@ def sweep() -> dict[str, int]:
     return counts
 
 
-def balances_sync() -> int:
-    """Read every enabled PSP's balance, record it, and report balances to the aggregator."""
+BALANCE_SYNC_RETRY_CAP_SECONDS = 60
+
+
+def balance_sync_retry_delay(*, attempt: int) -> int | None:
+    """Seconds before retry ``attempt`` (1, 2, ...) of a failed PSP balance read: 2, 4, 8 ... capped at a
+    minute; None once the retries would reach the next regular sync (``BALANCE_SYNC_INTERVAL``)."""
+    waited, delay = 0, 0
+    for n in range(1, attempt + 1):
+        delay = min(2**n, BALANCE_SYNC_RETRY_CAP_SECONDS)
+        waited += delay
+    if attempt < 1 or waited >= settings.BALANCE_SYNC_INTERVAL:
+        return None
+    return delay
+
+
+def _psp_balances_sync(*, psp: str, attempt: int) -> list[str] | None:
+    """Read one PSP's balances and apply them: the currencies synced, or None when the read failed (then
+    the next retry of this PSP alone is queued, within seconds, while one is due before the next sync)."""
+    from balances import selectors as balance_selectors
     from balances import services as balance_services
-    from orders.outbox import outbox_enqueue_balance_report
-    from psp import registry
     from psp import services as psp_services
     from psp.base import PspError
 
-    synced = 0
-    for adapter in registry.enabled():
-        try:
-            readings = psp_services.psp_balances_read(psp=adapter.name)
-        except PspError as exc:
-            logger.warning("balance.sync_failed", extra={"psp": adapter.name, "error": exc.message[:200]})
-            continue
-        for reading in readings:
-            if reading.currency in settings.CURRENCIES:
-                balance_services.balance_sync_psp(
-                    psp=adapter.name,
-                    currency=reading.currency,
-                    total=reading.total,
-                    available=reading.available,
-                )
-                synced += 1
+    # Where the ledger stands before the read: what the readings can have seen (no lock over the HTTP).
+    ledger_seqs = balance_selectors.ledger_seqs(currencies=settings.CURRENCIES)
+    try:
+        readings = psp_services.psp_balances_read(psp=psp)
+    except PspError as exc:
+        retry = attempt + 1
+        delay = balance_sync_retry_delay(attempt=retry)
+        logger.warning(
+            "balance.sync_failed",
+            extra={"psp": psp, "attempt": attempt, "retry_in_seconds": delay, "error": exc.message[:200]},
+        )
+        if delay is None:
+            logger.warning("balance.sync_retries_exhausted", extra={"psp": psp, "attempt": attempt})
+            return None
+        scheduling.run_soon(
+            "orders.tasks.balances_sync_retry",
+            name=f"balances_sync_retry:{psp}",
+            when=timezone.now() + timedelta(seconds=delay),
+            psp=psp,
+            attempt=retry,
+        )
+        return None
+    synced: list[str] = []
+    for reading in readings:
+        if reading.currency in settings.CURRENCIES:
+            balance_services.balance_sync_psp(
+                psp=psp,
+                currency=reading.currency,
+                total=reading.total,
+                available=reading.available,
+                ledger_seq_at_read=ledger_seqs[reading.currency],
+            )
+            synced.append(reading.currency)
+    return synced
+
+
+def _balances_report(currencies: list[str]) -> None:
     from django.db import transaction
 
+    from orders.outbox import outbox_enqueue_balance_report
+
     with transaction.atomic():
-        for currency in settings.CURRENCIES:
+        for currency in currencies:
             outbox_enqueue_balance_report(currency=currency)
+
+
+def balances_sync() -> int:
+    """Read every enabled PSP's balance, record it, and report balances to the aggregator.
+
+    A PSP whose read fails is retried alone, within seconds and with backoff (``balances_sync_retry``)."""
+    from psp import registry
+
+    synced = 0
+    for adapter in registry.enabled():
+        currencies = _psp_balances_sync(psp=adapter.name, attempt=0)
+        synced += len(currencies or [])
+    _balances_report(list(settings.CURRENCIES))
     return synced
+
+
+def balances_sync_retry(*, psp: str, attempt: int) -> str:
+    """Retry ``attempt`` of a PSP's failed balance read: "synced" (and reported), "failed" (the next retry
+    is queued while one is due before the regular sync) or "skipped" (the PSP is no longer enabled)."""
+    from psp import registry
+
+    if psp not in {adapter.name for adapter in registry.enabled()}:
+        logger.info("balance.sync_retry_skipped", extra={"psp": psp, "attempt": attempt})
+        return "skipped"
+    currencies = _psp_balances_sync(psp=psp, attempt=attempt)
+    if currencies is None:
+        return "failed"
+    _balances_report(currencies)
+    logger.info("balance.sync_retry_succeeded", extra={"psp": psp, "attempt": attempt})
+    return "synced"
 
 
 def purge_used_signatures() -> int:

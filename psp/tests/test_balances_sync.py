@@ -1,4 +1,5 @@
-"""orders.tasks.balances_sync reads the sandbox's and Lenco's balances into PspBalance and adjust entries."""
+"""orders.tasks.balances_sync reads the sandbox's and Lenco's balances into PspBalance and adjust entries;
+a sync never undoes a ledger movement its PSP readings could not have seen."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from balances import selectors as balance_selectors
+from balances import services as balance_services
 from balances.models import EntryKind, LedgerEntry, PspBalance
 from orders import tasks as order_tasks
-from orders.models import OutboxMessage
-from psp.tests.helpers import JSON, fixture
+from orders.models import OrderStatus, OutboxMessage
+from provision.testing import run_together
+from psp import services as psp_services
+from psp import tasks as psp_tasks
+from psp.models import Transfer, TransferStatus
+from psp.tests.helpers import JSON, LENCO_REF_1, accepted_order, fixture, paying_transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +105,97 @@ def test_lenco_outage_skips_lenco_and_still_syncs_the_sandbox(sandbox_and_lenco:
     assert synced == 2
     assert [row[:2] for row in psp_balances()] == [("sandbox", "KES"), ("sandbox", "NGN")]
     assert balance_selectors.balance_get(currency="NGN").total == Decimal("50000000")
+
+
+def lenco_down(server: HTTPServer) -> None:
+    server.clear_all_handlers()
+    server.expect_request("/v1/accounts").respond_with_data(
+        json.dumps({"status": False, "message": "down"}), status=503, content_type=JSON
+    )
+
+
+def balance_figures(currency: str) -> tuple[Decimal, Decimal]:
+    balance = balance_selectors.balance_get(currency=currency)
+    return balance.total, balance.reserved
+
+
+@pytest.mark.django_db(transaction=True)  # the payout commits in another connection, during the read
+def test_a_lenco_payout_confirmed_while_lenco_is_read_stays_debited(
+    settings: Any, lenco_fake: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PSP = ["lenco"]
+    settings.CURRENCIES = ["NGN"]
+    serve_accounts(lenco_fake)  # 2,600,000.75 NGN, the 15,000 payout not yet out of the account
+    lenco_fake.expect_request(f"/v1/transfer/by-reference/{LENCO_REF_1}").respond_with_data(
+        fixture("lenco", "v1_transfer_successful.json"), content_type=JSON
+    )
+    transfer = paying_transfer(psp="lenco", reference=LENCO_REF_1, amount="15000")
+    read = psp_services.psp_balances_read
+
+    def read_then_confirm_the_payout(*, psp: str) -> Any:
+        readings = read(psp=psp)
+        [status] = run_together([lambda: psp_tasks.transfer_check(transfer_pk=transfer.pk)])
+        assert status == TransferStatus.SUCCEEDED
+        return readings
+
+    monkeypatch.setattr(psp_services, "psp_balances_read", read_then_confirm_the_payout)
+
+    order_tasks.balances_sync()
+
+    transfer.order.refresh_from_db()
+    assert transfer.order.status == OrderStatus.PAID
+    assert balance_figures("NGN") == (Decimal("2585000.75"), Decimal("0"))
+    assert LedgerEntry.objects.filter(order=transfer.order, kind=EntryKind.DEBIT).count() == 1
+    assert balance_services.balance_verify() == []
+
+
+def test_a_sandbox_payout_after_the_sandbox_was_read_survives_the_lenco_retry(
+    settings: Any, lenco_fake: HTTPServer
+) -> None:
+    settings.PSP = ["sandbox", "lenco"]
+    settings.CURRENCIES = ["NGN"]
+    settings.SANDBOX_BALANCES = {"NGN": Decimal("50000000")}
+    order = accepted_order(amount="15000")
+    lenco_down(lenco_fake)
+    order_tasks.balances_sync()  # the sandbox's 50,000,000 is read; Lenco's read fails
+    psp_services.payout_start(order_pk=order.pk)
+    psp_services.transfer_send(transfer_pk=Transfer.objects.get(order=order).pk)  # the sandbox pays 15,000
+    lenco_fake.clear_all_handlers()
+    serve_accounts(lenco_fake)
+
+    assert order_tasks.balances_sync_retry(psp="lenco", attempt=1) == "synced"
+
+    # 50,000,000 read before the payout - 15,000 paid since + Lenco's 2,600,000.75
+    assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
+    assert balance_services.balance_verify() == []
+    adjustments_before = adjustments()
+    order_tasks.balances_sync()  # the sandbox now reads 49,985,000: the ledger already agrees
+    assert adjustments() == adjustments_before
+    assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
+
+
+def test_syncs_of_two_psps_that_overlap_count_each_psp_once(
+    settings: Any, lenco_fake: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PSP = ["sandbox", "lenco"]
+    settings.CURRENCIES = ["NGN"]
+    settings.SANDBOX_BALANCES = {"NGN": Decimal("50000000")}
+    serve_accounts(lenco_fake)
+    read = psp_services.psp_balances_read
+
+    def lenco_read_while_the_sandbox_is_synced(*, psp: str) -> Any:
+        readings = read(psp=psp)
+        if psp == "lenco":  # another worker syncs the sandbox before this one applies Lenco's figure
+            monkeypatch.setattr(psp_services, "psp_balances_read", read)
+            settings.PSP = ["sandbox"]
+            order_tasks.balances_sync()
+            settings.PSP = ["sandbox", "lenco"]
+        return readings
+
+    settings.PSP = ["lenco"]
+    monkeypatch.setattr(psp_services, "psp_balances_read", lenco_read_while_the_sandbox_is_synced)
+
+    order_tasks.balances_sync()
+
+    assert balance_figures("NGN") == (Decimal("52600000.75"), Decimal("0"))
+    assert balance_services.balance_verify() == []
