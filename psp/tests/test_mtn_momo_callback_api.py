@@ -151,3 +151,29 @@ def test_callback_without_a_valid_reference_is_401(momo: HTTPServer, client: Cli
 
     assert response.status_code == 401
     assert WebhookEvent.objects.get().signature_valid is False
+
+
+def test_transfer_mtn_took_but_does_not_show_yet_keeps_polling_until_mtn_answers(momo: HTTPServer) -> None:
+    """MTN answered 202 to the transfer; a read two seconds later says 404 (its propagation lag)."""
+    from psp import tasks
+
+    transfer = paying_transfer(psp="mtn_momo", reference=REF, amount="15")
+    reads = iter([("not_found.json", 404), ("transfer_successful.json", 200)])
+
+    def lagging(request: Any) -> Any:
+        from werkzeug import Response
+
+        name, status = next(reads)
+        return Response(fixture("mtn_momo", name), status=status, content_type=JSON)
+
+    momo.expect_request(STATUS_PATH, method="GET").respond_with_handler(lagging)
+
+    tasks.transfer_check(transfer_pk=transfer.pk)
+
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.order.status) == (TransferStatus.PENDING, OrderStatus.PAYING)
+
+    tasks.transfer_check(transfer_pk=transfer.pk)
+
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.order.status) == (TransferStatus.SUCCEEDED, OrderStatus.PAID)
