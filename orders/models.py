@@ -18,7 +18,7 @@ Order state machine (django-fsm-2; ``status`` is protected, so only transitions 
 
 Invariants
     * One Order per aggregator ``order_id`` (unique); a redelivery never creates a second row.
-    * Transitions run inside services that hold the row lock (``orders.locks``); the FSM field is
+    * Transitions run inside services that hold the row lock (``order_lock``); the FSM field is
       protected and ``ConcurrentTransitionMixin`` refuses to save a stale state.
     * One accept call per order at a time: ``accept_claimed_until`` is taken under the row lock before the
       call. An attempt that starts after an earlier one ended without an applied answer treats a 404 as
@@ -153,10 +153,11 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     accept_claimed_until = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="An accept call is in flight until then."
     )
-    # The offer's request id (log correlation), and when the worker's dispatcher queued the order's task
-    # (orders.dispatch): a received order with no queued_at is waiting to be picked up.
+    # The offer's request id (log correlation).
     request_id = models.CharField(max_length=128, blank=True, editable=False)
-    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    payout_due_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The payout lane starts the payout from then on."
+    )
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     accept_deadline = models.DateTimeField(help_text="The aggregator's order request expires here.")
@@ -211,12 +212,14 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     @transition(field=status, source=OrderStatus.ACCEPTED, target=OrderStatus.HELD)
     def hold(self, *, until: Any, by: Any = None, description: str = "") -> None:
         self.hold_until = until
+        self.payout_due_at = None
 
     @fsm_logged
     @transition(field=status, source=[OrderStatus.ACCEPTED, OrderStatus.HELD], target=OrderStatus.PAYING)
     def start_payout(self, *, psp: str, by: Any = None, description: str = "") -> None:
         self.psp = psp
         self.payout_attempted = True
+        self.payout_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.PAYING, target=OrderStatus.PAID)
@@ -253,6 +256,7 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     @fsm_logged
     @transition(field=status, source=[OrderStatus.ACCEPTED, OrderStatus.HELD], target=OrderStatus.PAID)
     def mark_paid(self, *, external_reference: str, at: Any, by: Any = None, description: str = "") -> None:
+        self.payout_due_at = None
         self.external_reference = external_reference
         self.psp = "manual"
         self.psp_tx_id = external_reference
@@ -268,6 +272,7 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     def cancel(self, *, reason: str, at: Any, by: Any = None, description: str = "") -> None:
         self.cancel_reason = reason
         self.finished_at = at
+        self.payout_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.RECEIVED, target=OrderStatus.DECLINED)

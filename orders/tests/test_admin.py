@@ -449,7 +449,7 @@ def test_staff_accept_in_staff_policy_accepts_with_the_aggregator(settings: Any,
 
 
 def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
-    from orders import outbox as outbox_services
+    from orders import services as outbox_services
     from orders.models import OutboxStatus
 
     user = User.objects.create_superuser(username="root", password="pw")

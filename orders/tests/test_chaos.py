@@ -50,10 +50,11 @@ from balances import services as balance_services
 from balances.models import Balance, EntryKind, LedgerEntry
 from devtools.aggregator_sim import AggregatorSimulator, SimOrder
 from devtools.processes import node_env_for_tests, run_node
-from orders import outbox
 from orders import services as order_services
 from orders import tasks as order_tasks
+from orders import workflow
 from orders.models import FINAL_STATES, Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
+from orders.services import delivery, outbox
 from provision import canonical_json, signing
 from provision.testing import post_hmac, post_signed_raw
 from psp import registry
@@ -509,8 +510,8 @@ def test_psp_commits_then_times_out_concurrent_retry_poll_and_sweep_pay_once_and
 
     results = run_together(
         [
-            lambda: psp_services.transfer_send(transfer_pk=transfer.pk),
-            lambda: psp_services.transfer_check(transfer_pk=transfer.pk),
+            lambda: workflow.payout_step(transfer_pk=transfer.pk),
+            lambda: workflow.payout_step(transfer_pk=transfer.pk),
             lambda: order_tasks.sweep(),
         ]
     )
@@ -853,7 +854,7 @@ def test_crash_between_fulfil_delivered_commit_and_its_follow_up_the_order_still
         return message.pk == success_id
 
     with dies_after(monkeypatch, outbox, "_record_delivery", when=recording_success), pytest.raises(Crash):
-        outbox.outbox_deliver_due(now=lambda: timezone.now() + timedelta(minutes=10))
+        delivery.outbox_deliver_due(now=lambda: timezone.now() + timedelta(minutes=10))
     success = OutboxMessage.objects.get(dedupe_key=f"fulfil:{offered.id}:success")
     assert success.status == OutboxStatus.DELIVERED
 

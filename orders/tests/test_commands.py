@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from orders import outbox
 from orders.models import OrderStatus, OutboxMessage, OutboxStatus
+from orders.services import outbox
 from orders.tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db

@@ -282,7 +282,7 @@ OUTBOX_BACKOFF_CAP = setting(
 BALANCE_REPORT_DELAY = setting(
     "BALANCE_REPORT_DELAY",
     parse_int_non_negative,
-    default=1,
+    default=0,
     expected="seconds a balance report waits so the changes of that second go out as one report (0: at once)",
 )
 ORDER_REQUEST_VALIDITY = setting(
@@ -436,9 +436,9 @@ for _psp, _required in (
 # --- Worker (django-q2, ORM broker: nothing else has to run) ----------------------------------------------
 Q_CLUSTER = {
     "name": "provision",
+    # The ORM broker: the queue is a table of the node's own database, so a task queued inside a
+    # transaction is committed with it (provision.queue) and nothing else needs to run.
     "orm": "default",
-    # The ORM broker that also turns newly received orders into tasks (orders.dispatch).
-    "broker_class": "orders.broker.OrderQueueBroker",
     "workers": setting(
         "WORKER_PROCESSES", parse_positive_int, default=2, expected="a number of worker processes"
     ),
@@ -450,11 +450,28 @@ Q_CLUSTER = {
     "ack_failures": True,
     # Keep every result (0): django-q2's own pruning (a positive limit) reads and locks all stored results on
     # every save. Successful results older than TASK_RESULTS_MAX_AGE are purged hourly instead
-    # (orders.tasks.purge_task_results); failures stay until staff delete them. An order's own task stores
-    # no success row at all (orders.dispatch.ORDER_TASK_OPTIONS).
+    # (orders.tasks.purge_task_results); failures stay until staff delete them.
     "save_limit": 0,
     "label": "Worker tasks",
 }
+PAYOUT_LANE_THREADS = setting(
+    "PAYOUT_LANE_THREADS",
+    parse_positive_int,
+    default=16,
+    expected="how many PSP calls the payout lane makes at once",
+)
+PAYOUT_LANE_POLL = setting(
+    "PAYOUT_LANE_POLL",
+    parse_decimal,
+    default=Decimal("0.2"),
+    expected="seconds the payout lane waits between looks for due work when idle",
+)
+PAYOUT_LANE_HEARTBEAT_MAX_AGE = setting(
+    "PAYOUT_LANE_HEARTBEAT_MAX_AGE",
+    parse_positive_int,
+    default=60,
+    expected="seconds since the payout lane's last heartbeat before readiness fails",
+)
 
 # Transition log rows (django-fsm-log) written with one prepared INSERT each (provision.fsm_log).
 DJANGO_FSM_LOG_STORAGE_METHOD = "provision.fsm_log.InsertBackend"

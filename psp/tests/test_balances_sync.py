@@ -13,11 +13,12 @@ from pytest_httpserver import HTTPServer
 from balances import selectors as balance_selectors
 from balances import services as balance_services
 from balances.models import EntryKind, LedgerEntry, PspBalance
+from orders import services as order_services
 from orders import tasks as order_tasks
+from orders import workflow
 from orders.models import OrderStatus, OutboxMessage
 from provision.testing import run_together
 from psp import services as psp_services
-from psp import tasks as psp_tasks
 from psp.models import Transfer, TransferStatus
 from psp.tests.helpers import JSON, LENCO_REF_1, accepted_order, fixture, paying_transfer
 
@@ -134,7 +135,7 @@ def test_a_lenco_payout_confirmed_while_lenco_is_read_stays_debited(
 
     def read_then_confirm_the_payout(*, psp: str) -> Any:
         readings = read(psp=psp)
-        [status] = run_together([lambda: psp_tasks.transfer_check(transfer_pk=transfer.pk)])
+        [status] = run_together([lambda: workflow.payout_step(transfer_pk=transfer.pk)])
         assert status == TransferStatus.SUCCEEDED
         return readings
 
@@ -158,8 +159,8 @@ def test_a_sandbox_payout_after_the_sandbox_was_read_survives_the_lenco_retry(
     order = accepted_order(amount="15000")
     lenco_down(lenco_fake)
     order_tasks.balances_sync()  # the sandbox's 50,000,000 is read; Lenco's read fails
-    psp_services.payout_start(order_pk=order.pk)
-    psp_services.transfer_send(transfer_pk=Transfer.objects.get(order=order).pk)  # the sandbox pays 15,000
+    order_services.order_start_payout(order_pk=order.pk)
+    workflow.payout_step(transfer_pk=Transfer.objects.get(order=order).pk)  # the sandbox pays 15,000
     lenco_fake.clear_all_handlers()
     serve_accounts(lenco_fake)
 

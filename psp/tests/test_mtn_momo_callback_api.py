@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 from pytest_httpserver import HTTPServer
 
+from orders import workflow
 from orders.models import OrderStatus
 from psp import registry
 from psp.models import Transfer, TransferStatus, WebhookEvent
@@ -155,7 +156,6 @@ def test_callback_without_a_valid_reference_is_401(momo: HTTPServer, client: Cli
 
 def test_transfer_mtn_took_but_does_not_show_yet_keeps_polling_until_mtn_answers(momo: HTTPServer) -> None:
     """MTN answered 202 to the transfer; a read two seconds later says 404 (its propagation lag)."""
-    from psp import tasks
 
     transfer = paying_transfer(psp="mtn_momo", reference=REF, amount="15")
     reads = iter([("not_found.json", 404), ("transfer_successful.json", 200)])
@@ -168,12 +168,12 @@ def test_transfer_mtn_took_but_does_not_show_yet_keeps_polling_until_mtn_answers
 
     momo.expect_request(STATUS_PATH, method="GET").respond_with_handler(lagging)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     transfer.refresh_from_db()
     assert (transfer.status, transfer.order.status) == (TransferStatus.PENDING, OrderStatus.PAYING)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     transfer.refresh_from_db()
     assert (transfer.status, transfer.order.status) == (TransferStatus.SUCCEEDED, OrderStatus.PAID)
