@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.test import TestCase
 
 from balances import services as balance_services
 from orders import payout_lane
@@ -87,7 +88,9 @@ def run_lane(rounds: int = 5) -> int:
     a pass finds nothing: a start, then its send, then a failover's next start and send. Items run."""
     ran = 0
     for _ in range(rounds):
-        done = payout_lane.run_due_once()
+        # The lane's transactions commit: run what they hooked on commit (the sandbox's webhooks).
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            done = payout_lane.run_due_once()
         if not done:
             break
         ran += done

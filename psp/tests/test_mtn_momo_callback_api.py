@@ -15,7 +15,7 @@ from orders import workflow
 from orders.models import OrderStatus
 from psp import registry
 from psp.models import Transfer, TransferStatus, WebhookEvent
-from psp.tests.helpers import JSON, fixture, paying_transfer
+from psp.tests.helpers import JSON, fixture, paying_transfer, run_lane
 
 pytestmark = pytest.mark.django_db
 REF = "c29dd208-1b11-40ce-abd0-12c5470becab"  # the MTN fixtures' externalId
@@ -59,6 +59,7 @@ def test_callback_is_stored_and_the_transfer_re_read_from_mtn(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = callback(client, body)
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert (response.status_code, response.json()["message"]) == (200, "Received")
     event = WebhookEvent.objects.get()
@@ -67,7 +68,7 @@ def test_callback_is_stored_and_the_transfer_re_read_from_mtn(
         REF,
         "transfer.successful",
         True,
-        "checked:succeeded",
+        "read_due",
     )
     assert event.body == body.decode()
     transfer.refresh_from_db()
@@ -93,11 +94,12 @@ def test_callback_saying_successful_does_not_win_over_mtns_failed_status(
 
     with django_capture_on_commit_callbacks(execute=True):
         callback(client, fixture("mtn_momo", "callback_successful.json"))
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     transfer.refresh_from_db()
     assert (transfer.status, transfer.failure_reason) == (TransferStatus.FAILED, "recipient_invalid")
     assert (transfer.order.status, transfer.order.cancel_reason) == (OrderStatus.CANCELLED, "PAYEE_NOT_FOUND")
-    assert WebhookEvent.objects.get().outcome == "checked:failed"
+    assert WebhookEvent.objects.get().outcome == "read_due"
 
 
 def test_callback_delivered_as_put_is_accepted_like_a_post(
@@ -110,6 +112,7 @@ def test_callback_delivered_as_put_is_accepted_like_a_post(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = callback(client, fixture("mtn_momo", "callback_successful.json"), method="PUT")
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert response.status_code == 200
     transfer.refresh_from_db()
@@ -127,6 +130,7 @@ def test_repeated_callback_is_stored_once_and_mtn_asked_once(
 
     with django_capture_on_commit_callbacks(execute=True):
         messages = [callback(client, body).json()["message"] for _ in range(2)]
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert messages == ["Received", "Duplicate event"]
     assert [request.path for request, _ in momo.log].count(STATUS_PATH) == 1
@@ -140,6 +144,7 @@ def test_callback_for_a_reference_the_node_never_sent_changes_nothing(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = callback(client, b'{"status": "SUCCESSFUL"}', reference=other)
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert response.status_code == 200
     assert WebhookEvent.objects.get().outcome == "no_such_transfer"

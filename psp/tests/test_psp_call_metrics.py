@@ -36,7 +36,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 def start_and_send(order_pk: int) -> Transfer:
     order_services.order_start_payout(order_pk=order_pk)
     transfer = Transfer.objects.get(order_id=order_pk)
-    return workflow.payout_step(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+    transfer.refresh_from_db()
+    return transfer
 
 
 def test_sandbox_payout_records_one_successful_initiate_payout(calls: list[tuple[str, str, str]]) -> None:
