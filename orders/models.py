@@ -45,7 +45,6 @@ from django_fsm_log.decorators import fsm_log_by, fsm_log_description
 
 from balances.models import money_field
 from provision.changed_fields import SavesChangedFields
-from provision.compiled import PreparedInsert
 
 
 def fsm_logged(func: Any) -> Any:
@@ -121,7 +120,7 @@ class DeclineReason(models.TextChoices):
     STAFF_DECLINED = "staff_declined", "Declined by operator"
 
 
-class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
+class Order(ConcurrentTransitionMixin, SavesChangedFields):
     order_id = models.CharField(max_length=64, unique=True, help_text="The aggregator's order id.")
     flavour = models.CharField(max_length=16, choices=Flavour.choices)
     amount = money_field()
@@ -317,7 +316,7 @@ class OutboxStatus(models.TextChoices):
     ABANDONED = "abandoned", "Abandoned by staff"
 
 
-class OutboxMessage(PreparedInsert):
+class OutboxMessage(models.Model):
     """One call the node owes the aggregator. Delivered at least once; each delivery is idempotent."""
 
     kind = models.CharField(max_length=16, choices=OutboxKind.choices)

@@ -29,7 +29,6 @@ from orders import locks
 from orders.clients.aggregator import AggregatorClient, AggregatorConfig, AggregatorError
 from orders.models import Order, OutboxKind, OutboxMessage, OutboxStatus
 from provision import queue
-from provision.compiled import Lookup
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +49,6 @@ def _kick(at: datetime | None = None) -> None:
     )
 
 
-_by_dedupe_key = Lookup(lambda: OutboxMessage.objects.all(), field="dedupe_key")  # provision.compiled
-
-
 def outbox_enqueue(
     *,
     kind: str,
@@ -67,7 +63,7 @@ def outbox_enqueue(
     which holds the order's row lock when ``order`` is given. ``delay``: not to be sent before then.
     ``absent``: the caller has just checked, under that lock, that no row has this key."""
     if not absent:
-        existing = _by_dedupe_key.first(dedupe_key)
+        existing = OutboxMessage.objects.filter(dedupe_key=dedupe_key).first()
         if existing is not None:
             logger.debug("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})  # routine: coalescing
             return existing

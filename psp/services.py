@@ -35,7 +35,6 @@ from orders import locks as order_locks
 from orders import services as order_services
 from orders.models import Order, OrderStatus
 from provision import queue
-from provision.compiled import Lookup
 from provision.logging import mask_account, redact_payload
 from psp import health, registry
 from psp.base import (
@@ -282,12 +281,9 @@ def _lock_order_of(transfer_pk: int, order_pk: int | None = None) -> Order:
     return order_locks.lock_order(order_pk)
 
 
-_transfer_by_pk = Lookup(lambda: Transfer.objects.select_for_update())  # provision.compiled
-
-
 def _lock_transfer(transfer_pk: int) -> Transfer:
-    """``Transfer.objects.select_for_update().get(pk=transfer_pk)``; lock its order first."""
-    return _transfer_by_pk.get(transfer_pk)
+    """The transfer's row, locked; lock its order first."""
+    return Transfer.objects.select_for_update().get(pk=transfer_pk)
 
 
 def _history(transfer: Transfer, event: str, **data: object) -> None:
