@@ -34,7 +34,6 @@ from django.db import models
 from django.db.models import Q
 
 from balances.models import money_field
-from provision.changed_fields import SavesChangedFields
 
 
 class TransferStatus(models.TextChoices):
@@ -55,7 +54,7 @@ LIVE_TRANSFER_STATES = (
 )
 
 
-class Transfer(SavesChangedFields):
+class Transfer(models.Model):
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="transfers")
     psp = models.CharField(max_length=32)
     attempt = models.PositiveSmallIntegerField(default=1)
