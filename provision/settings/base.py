@@ -456,9 +456,6 @@ Q_CLUSTER = {
     "label": "Worker tasks",
 }
 
-# Transition log rows (django-fsm-log) written with one prepared INSERT each (provision.fsm_log).
-DJANGO_FSM_LOG_STORAGE_METHOD = "provision.fsm_log.InsertBackend"
-
 # --- Logging (provision.logging: structlog JSON lines with the correlation id, redacted) -----------------
 LOG_FORMAT = setting(
     "LOG_FORMAT",
