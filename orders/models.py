@@ -44,8 +44,6 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from django_fsm_log.decorators import fsm_log_by, fsm_log_description
 
 from balances.models import money_field
-from provision.changed_fields import SavesChangedFields
-from provision.compiled import PreparedInsert
 
 
 def fsm_logged(func: Any) -> Any:
@@ -121,7 +119,7 @@ class DeclineReason(models.TextChoices):
     STAFF_DECLINED = "staff_declined", "Declined by operator"
 
 
-class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
+class Order(ConcurrentTransitionMixin, models.Model):
     order_id = models.CharField(max_length=64, unique=True, help_text="The aggregator's order id.")
     flavour = models.CharField(max_length=16, choices=Flavour.choices)
     amount = money_field()
@@ -298,15 +296,6 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
         """Held past its approval deadline: the timeout cancels it, and the node never pays it."""
         return self.status == OrderStatus.HELD and self.hold_until is not None and self.hold_until <= now
 
-    @property
-    def state_fields(self) -> tuple[FSMField, ...]:
-        """The one state field. ConcurrentTransitionMixin would search all ~35 fields for it each time an
-        order is built or saved."""
-        return _ORDER_STATE_FIELDS
-
-
-_ORDER_STATE_FIELDS: tuple[FSMField, ...] = (Order._meta.get_field("status"),)
-
 
 class OutboxKind(models.TextChoices):
     DECLINE = "decline", "Decline"
@@ -322,7 +311,7 @@ class OutboxStatus(models.TextChoices):
     ABANDONED = "abandoned", "Abandoned by staff"
 
 
-class OutboxMessage(PreparedInsert):
+class OutboxMessage(models.Model):
     """One call the node owes the aggregator. Delivered at least once; each delivery is idempotent."""
 
     kind = models.CharField(max_length=16, choices=OutboxKind.choices)

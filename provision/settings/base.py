@@ -127,9 +127,9 @@ TEMPLATES = [
     }
 ]
 
-# SQLite (embedded default) runs in WAL mode with IMMEDIATE transactions so writers queue instead of
-# failing with "database is locked" halfway through a transaction; they queue on a lock file the kernel
-# hands from one writer to the next (provision.sqlite), not on SQLite's sleeping busy handler.
+# SQLite (embedded default) runs in WAL mode with IMMEDIATE transactions: a transaction takes SQLite's
+# write lock at BEGIN, so writers queue (SQLite's busy timeout, 20 s) instead of failing with "database is
+# locked" halfway through a transaction, and readers never wait for a writer.
 _SQLITE_DEFAULT = f"sqlite:///{BASE_DIR / 'var' / 'provision.sqlite3'}"
 _database = setting(
     "DATABASE_URL",
@@ -138,7 +138,6 @@ _database = setting(
     expected="a database URL such as postgres://user:pass@host:5432/db or sqlite:////abs/path.sqlite3",
 )
 if _database["ENGINE"] == "django.db.backends.sqlite3":
-    _database["ENGINE"] = "provision.sqlite"
     _database.setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
@@ -472,9 +471,6 @@ PAYOUT_LANE_HEARTBEAT_MAX_AGE = setting(
     default=60,
     expected="seconds since the payout lane's last heartbeat before readiness fails",
 )
-
-# Transition log rows (django-fsm-log) written with one prepared INSERT each (provision.fsm_log).
-DJANGO_FSM_LOG_STORAGE_METHOD = "provision.fsm_log.InsertBackend"
 
 # --- Logging (provision.logging: structlog JSON lines with the correlation id, redacted) -----------------
 LOG_FORMAT = setting(

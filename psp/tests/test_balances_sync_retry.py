@@ -102,6 +102,9 @@ def test_a_failed_psp_is_retried_alone_and_the_others_are_not_read_again_before_
     assert timer.due_now(now + 2) == ["lenco"]
 
 
+# The lane's threads need a database other connections can write at once: the test run's SQLite is an
+# in-memory database in shared-cache mode, whose table locks fail at once instead of waiting.
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_payout_lane_reads_balances_at_start_and_again_seconds_after_a_failed_read(
     lenco_only: HTTPServer,
