@@ -49,7 +49,6 @@ from balances import services as balance_services
 from balances.models import Balance, EntryKind, LedgerEntry
 from devtools.aggregator_sim import AggregatorSimulator, SimOrder
 from devtools.processes import node_env_for_tests, run_node
-from orders import services as order_services
 from orders import tasks as order_tasks
 from orders import workflow
 from orders.models import FINAL_STATES, Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
