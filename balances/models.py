@@ -33,7 +33,6 @@ from django.db import models
 from django.db.models import F, Q
 
 from balances.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
-from provision.compiled import PreparedInsert
 
 
 def money_field(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg,unused-ignore]
@@ -71,7 +70,7 @@ class EntryKind(models.TextChoices):
     ADJUST = "ADJUST", "Adjust"
 
 
-class LedgerEntry(PreparedInsert):
+class LedgerEntry(models.Model):
     balance = models.ForeignKey(Balance, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=8, choices=EntryKind.choices)
     amount = money_field(help_text="Magnitude of the movement (always positive).")

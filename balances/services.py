@@ -19,7 +19,6 @@ from django.utils import timezone
 from balances import locks, selectors
 from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
 from balances.money import MONEY_DECIMAL_PLACES
-from provision.compiled import Lookup
 from provision.errors import Refused
 
 if TYPE_CHECKING:
@@ -39,18 +38,15 @@ class BalanceWouldGoNegative(Refused):
     code = "balance_would_go_negative"
 
 
-_balance_by_currency = Lookup(locks.balance_locked, field="currency")  # provision.compiled
-
-
 def _balance_for_update(currency: str) -> Balance:
-    balance = _balance_by_currency.first(currency)
+    balance = locks.balance_locked().filter(currency=currency).first()
     if balance is None:
         try:
             with transaction.atomic():
                 Balance.objects.create(currency=currency)
         except IntegrityError:
             pass  # another process created it first
-        balance = _balance_by_currency.get(currency)
+        balance = locks.balance_locked().get(currency=currency)
     return balance
 
 

@@ -1,6 +1,7 @@
-"""Run the node as production does (gunicorn web + django-q2 worker) for end-to-end tests and benchmarks.
+"""Run the node as production does (gunicorn web, the django-q2 worker and the payout lane) for
+end-to-end tests and benchmarks.
 
-Also: restart or add workers (chaos tests kill -9 a worker's process group and start a new one), and
+Also: restart or add workers (chaos tests kill -9 a worker's process groups and start new ones), and
 read a process tree's memory from /proc (benchmarks).
 """
 
@@ -35,20 +36,23 @@ class NodeProcesses:
     worker: subprocess.Popen[bytes] | None
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    lane: subprocess.Popen[bytes] | None = None
     extra_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     worker_starts: int = 1
 
     def kill_worker(self) -> None:
-        """kill -9 the worker's whole process group (the cluster and its children)."""
-        if self.worker is None:
-            return
-        _kill_group(self.worker, signal.SIGKILL)
-        self.worker.wait(timeout=10)
+        """kill -9 the worker's whole process groups: the cluster with its children, and the payout lane
+        (a worker host that dies)."""
+        for process in (self.worker, self.lane):
+            if process is not None:
+                _kill_group(process, signal.SIGKILL)
+                process.wait(timeout=10)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        """Start a (new) main worker; the previous one must be dead or stopped."""
+        """Start a (new) main worker and payout lane; the previous ones must be dead or stopped."""
         self.worker_starts += 1
         self.worker = start_worker(self.env, self.log_dir, name=f"worker-{self.worker_starts}")
+        self.lane = start_lane(self.env, self.log_dir, name=f"payout-lane-{self.worker_starts}")
         return self.worker
 
     def restart_worker(self) -> subprocess.Popen[bytes]:
@@ -57,19 +61,22 @@ class NodeProcesses:
         return self.start_worker()
 
     def stop_worker(self, timeout: float = 15.0) -> None:
-        """Stop the main worker gracefully (SIGTERM to its group), SIGKILL after ``timeout``."""
-        if self.worker is not None:
-            _stop(self.worker, timeout)
-            self.worker = None
+        """Stop the main worker and payout lane gracefully (SIGTERM to their groups), SIGKILL after
+        ``timeout``."""
+        for process in (self.worker, self.lane):
+            if process is not None:
+                _stop(process, timeout)
+        self.worker = self.lane = None
 
     def add_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more qcluster on the same database (several worker replicas)."""
+        """Start one more qcluster and payout lane on the same database (several worker replicas)."""
         process = start_worker(self.env, self.log_dir, name=name)
-        self.extra_workers.append(process)
+        self.extra_workers += [process, start_lane(self.env, self.log_dir, name=f"{name}-payout-lane")]
         return process
 
     def workers(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in (self.worker, *self.extra_workers) if p is not None]
+        """Every worker-side process: clusters and payout lanes."""
+        return [p for p in (self.worker, self.lane, *self.extra_workers) if p is not None]
 
     def wait_worker_ready(
         self, process: subprocess.Popen[bytes] | None = None, timeout: float = 20.0
@@ -78,7 +85,8 @@ class NodeProcesses:
         process = process or self.worker
         if process is None:
             return False
-        wanted = 3 + int(self.env.get("WORKER_PROCESSES", "2"))  # sentinel, pusher, monitor, workers
+        # qcluster, its sentinel, pusher, monitor and workers
+        wanted = 4 + int(self.env.get("WORKER_PROCESSES", "2"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -146,6 +154,10 @@ def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker") ->
     return _spawn([sys.executable, "manage.py", "qcluster"], env, log_dir / f"{name}.log")
 
 
+def start_lane(env: Mapping[str, str], log_dir: Path, name: str = "payout-lane") -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "manage.py", "payout_lane"], env, log_dir / f"{name}.log")
+
+
 @contextmanager
 def run_node(
     env: Mapping[str, str],
@@ -156,10 +168,11 @@ def run_node(
     access_log: bool = False,
     with_worker: bool = True,
 ) -> Iterator[NodeProcesses]:
-    """Start gunicorn and qcluster with ``env``; wait for /health; stop everything (also on failure).
+    """Start gunicorn, qcluster and the payout lane with ``env``; wait for /health; stop everything (also
+    on failure).
 
     ``access_log`` adds ``--access-logfile -`` (the Dockerfile and ``make run`` do); ``with_worker=False``
-    starts the web only (``NodeProcesses.start_worker()`` starts the worker later).
+    starts the web only (``NodeProcesses.start_worker()`` starts the worker and lane later).
     """
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -179,8 +192,9 @@ def run_node(
         args += ["--access-logfile", "-"]
     web = _spawn(args, env, log_dir / "web.log")
     worker = start_worker(env, log_dir) if with_worker else None
+    lane = start_lane(env, log_dir) if with_worker else None
     node = NodeProcesses(
-        url=f"http://127.0.0.1:{port}", web=web, worker=worker, log_dir=log_dir, env=dict(env)
+        url=f"http://127.0.0.1:{port}", web=web, worker=worker, lane=lane, log_dir=log_dir, env=dict(env)
     )
     try:
         deadline = time.monotonic() + 30

@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
-from orders import iso20022, outbox, services
+from orders import iso20022, services, workflow
 from orders.models import (
     PAYOUT_APPROVAL_STATES,
     Order,
@@ -261,12 +261,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Accept selected orders (staff policy)", permissions=["approve"])
     def accept_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        from orders import tasks
-
         def accept(order: Order) -> Order:
             decided = services.order_decide(order_pk=order.pk, actor=_actor(request))
             if decided.status == OrderStatus.ACCEPTING:
-                return tasks.order_accept(order_pk=order.pk)
+                return workflow.order_accept(order_pk=order.pk)
             if decided.status != OrderStatus.ACCEPTING:
                 raise services.OrderTransitionNotAllowed(
                     f"Not accepted: the order is {decided.get_status_display().lower()}"
@@ -565,13 +563,13 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.action(description="Send again from now")
     def replay(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.exclude(status=OutboxStatus.DELIVERED):
-            outbox.outbox_replay(message_id=message.pk)
+            services.outbox_replay(message_id=message.pk)
         self.message_user(request, "Queued for delivery.", messages.SUCCESS)
 
     @admin.action(description="Abandon (stop trying)")
     def abandon(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
-            outbox.outbox_abandon(message_id=message.pk)
+            services.outbox_abandon(message_id=message.pk)
         self.message_user(request, "Abandoned.", messages.WARNING)
 
 

@@ -25,8 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from orders import locks, services
+from orders import services
 from orders.models import Order
+from orders.services.common import report_fulfil
 from psp import external
 from psp import services as psp_services
 from psp.base import FailureReason, PayoutResult, PayoutStatus
@@ -147,7 +148,7 @@ def bank_file_export(
     """
     now = timezone.now()
     message_id = f"PN{now:%Y%m%d%H%M%S}{min(order_pks) if order_pks else 0}"[:35]
-    orders = list(locks.order_locked().filter(pk__in=order_pks))
+    orders = list(Order.objects.select_for_update(of=("self",)).filter(pk__in=order_pks).order_by("pk"))
     references: dict[int, str] = {}
     for order in orders:
         if not can_proceed(order.start_payout) or not order.account_identifier:
@@ -164,8 +165,9 @@ def bank_file_export(
         order.start_payout(
             psp=external.BANK_FILE, by=actor, description=f"Exported in bank file {message_id}"
         )
+        order.psp_tx_id = transfer.reference
         order.save()
-        services.order_record_payout_pending(order=order, tx_id=transfer.reference)
+        report_fulfil(order, validation_status="pending")
     xml = pain001_document(
         orders=orders,
         references=references,
@@ -237,7 +239,7 @@ def _paid_refusal(*, order_pk: int, actor: AbstractBaseUser | None) -> str:
     """
     with transaction.atomic(durable=True):
         try:
-            services.order_check_payout_allowed(order=locks.lock_order(order_pk), actor=actor)
+            services.order_check_payout_allowed(order=services.order_lock(order_pk), actor=actor)
         except services.SecondApproverRequired as exc:
             return exc.message
     return ""
@@ -282,7 +284,8 @@ def pain002_import(*, xml: bytes, actor: AbstractBaseUser | None) -> list[Status
         else:
             lines.append(StatusLine(reference, status, reason, "no change (not final)"))
             continue
-        applied = psp_services.transfer_apply_result(transfer_pk=transfer.pk, result=result)
-        lines.append(StatusLine(reference, status, reason, f"transfer {applied.status}"))
+        services.order_apply_psp_answer(transfer_pk=transfer.pk, answer=psp_services.PspAnswer.of(result))
+        transfer.refresh_from_db(fields=["status"])
+        lines.append(StatusLine(reference, status, reason, f"transfer {transfer.status}"))
     logger.info("bank_file.status_imported", extra={"lines": len(lines)})
     return lines

@@ -18,7 +18,7 @@ Order state machine (django-fsm-2; ``status`` is protected, so only transitions 
 
 Invariants
     * One Order per aggregator ``order_id`` (unique); a redelivery never creates a second row.
-    * Transitions run inside services that hold the row lock (``orders.locks``); the FSM field is
+    * Transitions run inside services that hold the row lock (``order_lock``); the FSM field is
       protected and ``ConcurrentTransitionMixin`` refuses to save a stale state.
     * One accept call per order at a time: ``accept_claimed_until`` is taken under the row lock before the
       call. An attempt that starts after an earlier one ended without an applied answer treats a 404 as
@@ -44,8 +44,6 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from django_fsm_log.decorators import fsm_log_by, fsm_log_description
 
 from balances.models import money_field
-from provision.changed_fields import SavesChangedFields
-from provision.compiled import PreparedInsert
 
 
 def fsm_logged(func: Any) -> Any:
@@ -121,7 +119,7 @@ class DeclineReason(models.TextChoices):
     STAFF_DECLINED = "staff_declined", "Declined by operator"
 
 
-class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
+class Order(ConcurrentTransitionMixin, models.Model):
     order_id = models.CharField(max_length=64, unique=True, help_text="The aggregator's order id.")
     flavour = models.CharField(max_length=16, choices=Flavour.choices)
     amount = money_field()
@@ -153,10 +151,11 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     accept_claimed_until = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="An accept call is in flight until then."
     )
-    # The offer's request id (log correlation), and when the worker's dispatcher queued the order's task
-    # (orders.dispatch): a received order with no queued_at is waiting to be picked up.
+    # The offer's request id (log correlation).
     request_id = models.CharField(max_length=128, blank=True, editable=False)
-    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    payout_due_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The payout lane starts the payout from then on."
+    )
 
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     accept_deadline = models.DateTimeField(help_text="The aggregator's order request expires here.")
@@ -211,12 +210,14 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     @transition(field=status, source=OrderStatus.ACCEPTED, target=OrderStatus.HELD)
     def hold(self, *, until: Any, by: Any = None, description: str = "") -> None:
         self.hold_until = until
+        self.payout_due_at = None
 
     @fsm_logged
     @transition(field=status, source=[OrderStatus.ACCEPTED, OrderStatus.HELD], target=OrderStatus.PAYING)
     def start_payout(self, *, psp: str, by: Any = None, description: str = "") -> None:
         self.psp = psp
         self.payout_attempted = True
+        self.payout_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.PAYING, target=OrderStatus.PAID)
@@ -253,6 +254,7 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     @fsm_logged
     @transition(field=status, source=[OrderStatus.ACCEPTED, OrderStatus.HELD], target=OrderStatus.PAID)
     def mark_paid(self, *, external_reference: str, at: Any, by: Any = None, description: str = "") -> None:
+        self.payout_due_at = None
         self.external_reference = external_reference
         self.psp = "manual"
         self.psp_tx_id = external_reference
@@ -268,6 +270,7 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
     def cancel(self, *, reason: str, at: Any, by: Any = None, description: str = "") -> None:
         self.cancel_reason = reason
         self.finished_at = at
+        self.payout_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.RECEIVED, target=OrderStatus.DECLINED)
@@ -293,15 +296,6 @@ class Order(ConcurrentTransitionMixin, PreparedInsert, SavesChangedFields):
         """Held past its approval deadline: the timeout cancels it, and the node never pays it."""
         return self.status == OrderStatus.HELD and self.hold_until is not None and self.hold_until <= now
 
-    @property
-    def state_fields(self) -> tuple[FSMField, ...]:
-        """The one state field. ConcurrentTransitionMixin would search all ~35 fields for it each time an
-        order is built or saved."""
-        return _ORDER_STATE_FIELDS
-
-
-_ORDER_STATE_FIELDS: tuple[FSMField, ...] = (Order._meta.get_field("status"),)
-
 
 class OutboxKind(models.TextChoices):
     DECLINE = "decline", "Decline"
@@ -317,7 +311,7 @@ class OutboxStatus(models.TextChoices):
     ABANDONED = "abandoned", "Abandoned by staff"
 
 
-class OutboxMessage(PreparedInsert):
+class OutboxMessage(models.Model):
     """One call the node owes the aggregator. Delivered at least once; each delivery is idempotent."""
 
     kind = models.CharField(max_length=16, choices=OutboxKind.choices)

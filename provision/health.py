@@ -17,8 +17,11 @@ Checks
                 web replica reads, and the ``sweep`` schedule (every minute) guarantees a fresh row while
                 any cluster runs. django-q2's own ``Stat`` is not used: it lives in the cache, which is
                 per process with the default in-memory cache.
+``payout_lane`` the payout lane (``manage.py payout_lane``) wrote its heartbeat (``Heartbeat``, every few
+                seconds) within ``PAYOUT_LANE_HEARTBEAT_MAX_AGE`` seconds: without it no payout starts and
+                no transfer is sent or read.
 
-The worker check says nothing about this web process; an orchestrator that gates *traffic* on
+The worker and payout lane checks say nothing about this web process; an orchestrator that gates *traffic* on
 readiness should use ``?checks=database,migrations`` (a dead worker must not stop ``/tx_status``
 answers) and alert on the full check instead. See docs/operations.md.
 """
@@ -39,6 +42,7 @@ from rest_framework.views import APIView
 
 from provision import responses
 from provision.metrics_export import worker_last_task_at
+from provision.models import Heartbeat
 from provision.openapi import ERROR_ENVELOPE, envelope
 
 MIGRATIONS_CACHE_SECONDS = 60.0
@@ -106,11 +110,29 @@ def check_psp() -> Check:
     return {"ok": any(p["takesNewPayouts"] for p in psps.values()), "psps": psps}
 
 
+def check_payout_lane() -> Check:
+    max_age = settings.PAYOUT_LANE_HEARTBEAT_MAX_AGE
+    try:
+        beat = Heartbeat.objects.filter(name="payout_lane").values_list("beat_at", flat=True).first()
+    except DatabaseError as exc:
+        return {"ok": False, "error": type(exc).__name__, "maxAgeSeconds": max_age}
+    if beat is None:
+        return {"ok": False, "lastBeatAt": None, "maxAgeSeconds": max_age}
+    age = max((timezone.now() - beat).total_seconds(), 0.0)
+    return {
+        "ok": age <= max_age,
+        "lastBeatAt": beat.isoformat(),
+        "ageSeconds": round(age, 1),
+        "maxAgeSeconds": max_age,
+    }
+
+
 CHECKS: dict[str, Callable[[], Check]] = {
     "database": check_database,
     "migrations": check_migrations,
     "psp": check_psp,
     "worker": check_worker,
+    "payout_lane": check_payout_lane,
 }
 
 _CHECK_SCHEMA = {
@@ -146,15 +168,19 @@ class HealthLiveApi(APIView):
 class HealthReadyApi(APIView):
     @extend_schema(
         operation_id="health_ready",
-        summary="Readiness: database, migrations applied, a PSP taking payouts, worker heartbeat fresh",
+        summary="Readiness: database, migrations applied, a PSP taking payouts, worker and payout lane alive",
         tags=["health"],
         parameters=[
             OpenApiParameter(
                 "checks",
                 str,
-                description="Comma-separated subset of checks to run: database, migrations, psp, worker.",
+                description=(
+                    "Comma-separated subset of checks to run: database, migrations, psp, worker, payout_lane."
+                ),
                 required=False,
-                pattern=r"^(database|migrations|psp|worker)(,(database|migrations|psp|worker))*$",
+                pattern=(
+                    r"^(database|migrations|psp|worker|payout_lane)(,(database|migrations|psp|worker|payout_lane))*$"
+                ),
             )
         ],
         responses={

@@ -1,5 +1,6 @@
 """Node-wide records.
 
+Heartbeat      when each long-running process (the payout lane) last said it was alive.
 NodeControl    one row: whether ops paused the node (new offers are declined with "Node paused").
 UsedSignature  signatures of timestamped inbound requests seen inside the replay window; a unique
                constraint makes "seen before" hold across web processes. Old rows are purged by
@@ -38,3 +39,20 @@ class NodeControl(models.Model):
     def current(cls) -> NodeControl:
         control, _ = cls.objects.get_or_create(pk=1)
         return control
+
+
+class Heartbeat(models.Model):
+    """When a long-running process last said it was alive (``name``: the process kind, e.g. payout_lane).
+    Readiness (``/health/ready``) reports the age of each."""
+
+    name = models.CharField(max_length=32, unique=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%H:%M:%S}"
+
+    @classmethod
+    def beat(cls, name: str) -> None:
+        from django.utils import timezone
+
+        cls.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})

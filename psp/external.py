@@ -2,7 +2,7 @@
 
 The row keeps the one-live-transfer-per-order constraint true for bank-file payouts too, so an order
 exported to a bank file cannot also be paid through a PSP. It is never polled (no adapter): its outcome
-arrives by a pain.002 status report, applied with ``psp.services.transfer_apply_result``.
+arrives by a pain.002 status report, applied with ``orders.services.order_apply_psp_answer``.
 """
 
 from __future__ import annotations

@@ -34,8 +34,6 @@ from django.db import models
 from django.db.models import Q
 
 from balances.models import money_field
-from provision.changed_fields import SavesChangedFields
-from provision.compiled import PreparedInsert
 
 
 class TransferStatus(models.TextChoices):
@@ -56,7 +54,7 @@ LIVE_TRANSFER_STATES = (
 )
 
 
-class Transfer(PreparedInsert, SavesChangedFields):
+class Transfer(models.Model):
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="transfers")
     psp = models.CharField(max_length=32)
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -145,7 +143,7 @@ class InstitutionMapping(models.Model):
         return f"{self.psp}:{self.institution}->{self.psp_code}"
 
 
-class SandboxPayout(PreparedInsert):
+class SandboxPayout(models.Model):
     """The sandbox PSP's record of a payout it was asked to make (keyed by our reference)."""
 
     reference = models.CharField(max_length=64, unique=True)

@@ -1,8 +1,8 @@
-"""PSP webhooks: verify, store raw, deduplicate, answer 200 fast; process in a task under the lock.
+"""PSP webhooks: verify, store raw, deduplicate, answer 200 fast, then make the transfer due for a read.
 
-A webhook is a hint: processing always re-reads the transfer's status from the PSP by our reference
-(``psp.services.transfer_check``) before the order moves. MTN MoMo callbacks are unsigned and carry our
-reference in the URL path (``/webhooks/mtn_momo/<reference>``); the view passes it to the adapter as
+A webhook is a hint: the payout lane reads the transfer's status from the PSP by our reference before
+the order moves (many webhooks about one transfer: one read). MTN MoMo callbacks are unsigned and carry
+our reference in the URL path (``/webhooks/mtn_momo/<reference>``); the view passes it to the adapter as
 the ``X-Callback-Reference`` header.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,20 +18,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from provision import metrics, responses
+from provision import metrics, queue, responses
 from provision.auth import raw_body
 from provision.errors import NotFound
 from psp import registry
+from psp import services as psp_services
 from psp.base import PspError, WebhookSignatureInvalid
-from psp.models import Transfer, TransferStatus, WebhookEvent
+from psp.models import Transfer, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
 
 def _kick(event_pk: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task("psp.tasks.webhook_process", event_pk=event_pk, task_name=f"webhook:{event_pk}")
+    queue.enqueue("psp.tasks.webhook_process", task_name=f"webhook:{event_pk}", event_pk=event_pk)
 
 
 class PspWebhookApi(APIView):
@@ -63,7 +61,7 @@ class PspWebhookApi(APIView):
             logger.info("webhook.duplicate", extra={"psp": psp, "event_id": notice.event_id})
             return responses.success("Duplicate event", None)
         metrics.WEBHOOKS.labels(psp=psp, outcome="received").inc()
-        transaction.on_commit(partial(_kick, event.pk))
+        _kick(event.pk)
         return responses.success("Received", None)
 
     def put(self, request: Request, psp: str, reference: str = "") -> Response:
@@ -89,17 +87,16 @@ def _store(
 
 
 def webhook_process(*, event_pk: int) -> str:
-    """Re-read the referenced transfer from the PSP and apply it. Safe to run twice."""
-    from psp import services
-
+    """Make the referenced transfer due for a read by the payout lane (the webhook is a hint: the lane
+    reads the transfer from the PSP by reference before the order moves). Safe to run twice."""
     event = WebhookEvent.objects.get(pk=event_pk)
     if event.processed_at is not None:
         return event.outcome
     transfer = Transfer.objects.filter(psp=event.psp, reference=event.reference).first()
     if transfer is None:
         outcome = "no_such_transfer"
-    elif transfer.status in (TransferStatus.CREATED, TransferStatus.PENDING):
-        outcome = f"checked:{services.transfer_check(transfer_pk=transfer.pk).status}"
+    elif psp_services.transfer_mark_due(psp=event.psp, reference=event.reference):
+        outcome = "read_due"
     else:
         outcome = f"already:{transfer.status}"
     WebhookEvent.objects.filter(pk=event_pk, processed_at__isnull=True).update(

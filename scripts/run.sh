@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: migrate, make a demo staff user (sandbox + DEBUG only), then run web (gunicorn) and the
-# worker (django-q2 qcluster) in the foreground. Ctrl-C stops both.
+# `make run`: migrate, make a demo staff user (sandbox + DEBUG only), then run web (gunicorn), the worker
+# (django-q2 qcluster: the accept lane) and the payout lane in the foreground. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -14,7 +14,7 @@ $BIN/python manage.py migrate --no-input -v 0
 $BIN/python manage.py collectstatic --no-input -v 0
 $BIN/python manage.py ensure_demo_user
 $BIN/python manage.py setup_schedules
-$BIN/python manage.py balances sync
+$BIN/python manage.py sync_balances || true  # the payout lane syncs again, and retries within seconds
 
 host=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_HOST)')
 port=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_PORT)')
@@ -33,6 +33,8 @@ $BIN/gunicorn provision.wsgi:application --bind "$host:$port" --workers 2 --thre
 pids+=($!)
 $BIN/python manage.py qcluster &
 pids+=($!)
+$BIN/python manage.py payout_lane &
+pids+=($!)
 
-echo "provision node: web on http://$host:$port (admin at /admin/), worker running; Ctrl-C stops both"
+echo "provision node: web on http://$host:$port (admin at /admin/), worker and payout lane running; Ctrl-C stops all"
 wait -n "${pids[@]}"

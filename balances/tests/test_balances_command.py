@@ -75,14 +75,6 @@ def test_verify_fails_on_drift() -> None:
         run("verify")
 
 
-def test_sync_reads_the_sandbox_psp_balance_into_the_ledger(settings: object) -> None:
-    output = run("sync")
-
-    assert output.strip() == "synced 2 PSP balance reading(s)"
-    assert selectors.balance_get(currency="NGN").total == Decimal("50000000")
-    assert LedgerEntry.objects.get(balance__currency="NGN").kind == EntryKind.ADJUST
-
-
 def test_crossing_the_critical_threshold_records_an_alert_and_clears_it(settings: object) -> None:
     from balances.models import BalanceAlert
 

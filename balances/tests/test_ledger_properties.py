@@ -13,10 +13,10 @@ from hypothesis.extra.django import TestCase
 from balances import selectors as balance_selectors
 from balances import services as balance_services
 from orders import services as order_services
+from orders import workflow
 from orders.clients.aggregator import AcceptedOrder
 from orders.models import RESERVED_STATES, Order, OrderStatus
 from orders.tests.factories import OrderFactory
-from psp import services as psp_services
 from psp.models import Transfer
 
 ACCOUNTS = {"ok": "0123456789", "fails": "0123451111", "refused": "0123450000"}
@@ -59,8 +59,8 @@ class LedgerPropertyTests(TestCase):
                 )
                 order_services.order_apply_accepted(order_pk=order.pk, accepted=accepted)
             elif action == "pay":
-                psp_services.payout_start(order_pk=order.pk)
-                psp_services.transfer_send(transfer_pk=Transfer.objects.filter(order=order).latest("pk").pk)
+                order_services.order_start_payout(order_pk=order.pk)
+                workflow.payout_step(transfer_pk=Transfer.objects.filter(order=order).latest("pk").pk)
             elif action == "cancel":
                 order_services.order_cancel(order_pk=order.pk, reason="ops", actor=None)
             elif action == "expire":

@@ -24,7 +24,6 @@ from urllib.parse import urlencode
 
 import requests
 
-from orders.clients import transport
 from provision import canonical_json, metrics, request_context, signing
 
 logger = logging.getLogger(__name__)
@@ -118,9 +117,12 @@ _sessions = threading.local()
 
 
 def shared_session(base_url: str) -> requests.Session:
-    """This thread's session to the aggregator: its connections are pooled (kept alive between calls) and the
-    proxy and CA-bundle environment is read once, not on every request (requests rescans the whole
-    environment per call otherwise). A forked process starts its own."""
+    """This thread's session to the aggregator: its connections are pooled (kept alive between calls, a
+    connection the aggregator closed meanwhile is replaced before use) and never retried by requests itself
+    (the callers decide: the outbox retries with a fresh signature). The proxy environment and the CA bundle
+    (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else requests' own) are read when the session is made, not
+    from the environment on every request, so a ``.netrc`` entry can never replace the signed
+    ``Authorization`` header. A forked process starts its own."""
     session: requests.Session | None = getattr(_sessions, "session", None)
     if session is None or _sessions.pid != os.getpid():
         session = requests.Session()
@@ -141,8 +143,6 @@ class AggregatorClient:
     ) -> None:
         self.config = config
         self.session = session or shared_session(config.base_url)
-        # Direct connections go through the lean transport; a given session or a proxy through requests.
-        self.direct = session is None and not self.session.proxies
         self.clock = clock
 
     def _url(self, path: str) -> str:
@@ -168,47 +168,30 @@ class AggregatorClient:
         query = urlencode({**params, "timestamp": str(timestamp)})
         return self._send("GET", f"{self._url(path)}?{query}", headers=self._auth_headers(signature))
 
-    def _exchange(
-        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
-    ) -> tuple[int, str | None, bytes]:
-        """Status, Retry-After and body of one exchange; ``TransportError`` or ``RequestException``
-        when there was no answer."""
-        if self.direct:
-            answer = transport.request(
-                method,
-                url,
-                body=data,
-                headers=headers,
-                connect_timeout=self.config.connect_timeout,
-                read_timeout=self.config.read_timeout,
-            )
-            return answer.status, answer.headers.get("Retry-After"), answer.body
-        response = self.session.request(
-            method,
-            url,
-            data=data,
-            headers=headers,
-            timeout=(self.config.connect_timeout, self.config.read_timeout),
-        )
-        return response.status_code, response.headers.get("Retry-After"), response.content
-
     def _send(
         self, method: str, url: str, *, headers: dict[str, str], data: bytes | None = None
     ) -> AggregatorAnswer:
         started = time.monotonic()
         try:
-            status, retry_after, content = self._exchange(method, url, data, headers)
-        except (transport.TransportError, requests.RequestException) as exc:
+            response = self.session.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+            )
+        except requests.RequestException as exc:
             metrics.aggregator_call(
                 call=_call_name(url), outcome="unavailable", seconds=time.monotonic() - started
             )
-            error = str(exc) if isinstance(exc, transport.TransportError) else type(exc).__name__
+            error = type(exc).__name__
             logger.warning("aggregator.unreachable", extra={"method": method, "url": url, "error": error})
             raise AggregatorUnavailable(f"aggregator unreachable: {error}") from exc
+        status, retry_after = response.status_code, response.headers.get("Retry-After")
         elapsed_ms = int((time.monotonic() - started) * 1000)
         outcome = "ok" if status < 400 else "unavailable" if status == 429 or status >= 500 else "refused"
         metrics.aggregator_call(call=_call_name(url), outcome=outcome, seconds=time.monotonic() - started)
-        message, data_ = self._decode(content)
+        message, data_ = self._decode(response.content)
         logger.info(
             "aggregator.call",
             extra={"method": method, "url": url, "status": status, "elapsed_ms": elapsed_ms},

@@ -16,6 +16,7 @@ from balances.models import EntryKind, LedgerEntry
 from orders import services
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.factories import OrderFactory
+from psp.tests.helpers import run_lane
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/orders/order/"
@@ -69,6 +70,7 @@ def test_payer_approves_held_payout_and_it_is_paid_by_the_sandbox(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = act(client, "approve_payouts", order)
+    run_lane()  # the payout lane sends it
 
     order.refresh_from_db()
     assert b"Paid 1 order(s)" in response.content or b"Started payout of 1 order(s)." in response.content
@@ -222,6 +224,7 @@ def test_maker_checker_large_payout_needs_a_second_user(
     act(maker, "record_approval", order)
     with django_capture_on_commit_callbacks(execute=True):
         act(payer, "approve_payouts", order)
+    run_lane()  # the payout lane sends it
     order.refresh_from_db()
     assert order.status in (OrderStatus.PAID, OrderStatus.FULFILLED)
     assert order.approved_by is not None
@@ -449,7 +452,7 @@ def test_staff_accept_in_staff_policy_accepts_with_the_aggregator(settings: Any,
 
 
 def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
-    from orders import outbox as outbox_services
+    from orders import services as outbox_services
     from orders.models import OutboxStatus
 
     user = User.objects.create_superuser(username="root", password="pw")

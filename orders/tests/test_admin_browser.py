@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, Permission, User
 
 from orders.models import Order, OrderStatus
 from orders.tests.test_admin import held_order
+from psp.tests.helpers import run_lane
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 pytestmark = [
@@ -73,6 +74,7 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
             browser.close()
 
     assert "Started payout of 1 order(s)." in message
+    run_lane()  # the payout lane sends it
     order.refresh_from_db()
     assert order.status in (OrderStatus.PAID, OrderStatus.FULFILLED)
     assert Order.objects.get(pk=order.pk).approved_by == user

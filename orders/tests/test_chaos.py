@@ -41,7 +41,6 @@ from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.db import connection
-from django.db.models import Q
 from django.test import Client
 from django.utils import timezone
 from django_fsm_log.models import StateLog
@@ -50,17 +49,19 @@ from balances import services as balance_services
 from balances.models import Balance, EntryKind, LedgerEntry
 from devtools.aggregator_sim import AggregatorSimulator, SimOrder
 from devtools.processes import node_env_for_tests, run_node
-from orders import outbox
-from orders import services as order_services
 from orders import tasks as order_tasks
+from orders import workflow
 from orders.models import FINAL_STATES, Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
+from orders.services import accept as accept_services
+from orders.services import delivery
+from orders.services import payout as payout_services
 from provision import canonical_json, signing
 from provision.testing import post_hmac, post_signed_raw
 from psp import registry
-from psp import services as psp_services
 from psp.base import PayoutRequest, PayoutResult, PspUnavailable
 from psp.models import SandboxPayout, Transfer, TransferStatus
 from psp.sandbox import SandboxAdapter
+from psp.tests.helpers import run_lane
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
 
@@ -500,6 +501,7 @@ def test_psp_commits_then_times_out_concurrent_retry_poll_and_sweep_pay_once_and
     offered = sim.offer(AMOUNT, account_identifier=PAYS, notify=False)
 
     response = post_signed_raw(Client(), "/new_order", new_order_body(offered))
+    run_lane()  # the payout lane starts and sends the payout; the answer is lost
 
     assert response.status_code == 200
     order = Order.objects.get(order_id=offered.id)
@@ -509,8 +511,8 @@ def test_psp_commits_then_times_out_concurrent_retry_poll_and_sweep_pay_once_and
 
     results = run_together(
         [
-            lambda: psp_services.transfer_send(transfer_pk=transfer.pk),
-            lambda: psp_services.transfer_check(transfer_pk=transfer.pk),
+            lambda: workflow.payout_step(transfer_pk=transfer.pk),
+            lambda: workflow.payout_step(transfer_pk=transfer.pk),
             lambda: order_tasks.sweep(),
         ]
     )
@@ -554,6 +556,7 @@ def test_same_order_delivered_twice_makes_one_order_one_accept_one_payout_one_fu
         answers = [_post_offer(flavour, offered, skew=i) for i in range(2)]
     else:
         answers = run_together([partial(_post_offer, flavour, offered, skew=i) for i in range(4)])
+    run_lane()
 
     assert [a.status_code for a in answers] == [200] * len(answers), [
         getattr(a, "content", a) for a in answers
@@ -594,6 +597,7 @@ def test_same_webhook_three_times_and_out_of_order_makes_one_payout_and_one_fulf
     fund()
     offered = sim.offer(AMOUNT, account_identifier=PAYS, notify=False)
     assert post_signed_raw(Client(), "/new_order", new_order_body(offered)).status_code == 200
+    run_lane()
     order = Order.objects.get(order_id=offered.id)
     assert order.status == OrderStatus.PAYING
     payout = SandboxPayout.objects.get()
@@ -616,6 +620,7 @@ def test_same_webhook_three_times_and_out_of_order_makes_one_payout_and_one_fulf
 
     answers = run_together([lambda: deliver(successful) for _ in range(3)])
     late = deliver(stale)
+    run_lane()  # one read of the transfer the webhooks made due
 
     assert [a.status_code for a in [*answers, late]] == [200] * 4
     assert sorted(a.json()["message"] for a in answers) == ["Duplicate event", "Duplicate event", "Received"]
@@ -688,9 +693,9 @@ def test_two_qcluster_workers_draining_one_backlog_process_every_order_exactly_o
             "payout_succeeded",
             "fulfil_reported",
         ]
-    # One task per order carries it from received to fulfilled (orders.pipeline), and it ran once: every
-    # order was accepted by its own task, and no task found its order already past the decision (what a
-    # second run logs first). No follow-up task (payout start, transfer send) was needed; none failed.
+    # One task per order decides and accepts it, and it ran once: every order was accepted by its own
+    # task, and no task found its order already past the decision (what a second run logs first). The
+    # payout lanes started and sent the payouts; no task failed.
     lines = {name: worker_log(tmp_path / f"{name}.log") for name in ("worker-2", "worker-b")}
     accepted_by = [
         (line["order_id"], line.get("task"))
@@ -699,14 +704,13 @@ def test_two_qcluster_workers_draining_one_backlog_process_every_order_exactly_o
         if line.get("event") == "order.accepted"
     ]
     pks = dict(Order.objects.filter(order_id__in=ids).values_list("order_id", "pk"))
-    assert sorted(accepted_by) == sorted((order_id, f"order_process:{pks[order_id]}") for order_id in ids)
+    assert sorted(accepted_by) == sorted((order_id, f"order:{pks[order_id]}") for order_id in ids)
     assert [
         line for log in lines.values() for line in log if line.get("event") == "order.decide_skipped"
     ] == []
-    assert not Task.objects.filter(Q(name__startswith="transfer_send:") | Q(name__startswith="order_payout:"))
     assert set(Task.objects.values_list("attempt_count", flat=True)) <= {1}
     assert (Failure.objects.count(), OrmQ.objects.count()) == (0, 0)
-    events = ("order.accepted", "payout.started", "order.paid", "outbox.delivered")  # the node's log events
+    events = ("order.accepted", "outbox.delivered")  # the accept lane's log events
     worked = [sum(line.get("event") in events for line in log) for log in lines.values()]
     assert all(worked), f"both clusters should have drained the backlog: {worked} log lines"
     assert sim.violations() == []
@@ -734,6 +738,7 @@ def test_two_staff_approving_the_same_held_payout_at_once_make_one_payout(
     data = {"action": "approve_payouts", "_selected_action": [order.pk]}
 
     answers = run_together([partial(c.post, "/admin/orders/order/", data, follow=True) for c in (alice, bob)])
+    run_lane()
 
     assert [a.status_code for a in answers] == [200, 200]
     pages = [a.content.decode() for a in answers]
@@ -772,7 +777,7 @@ def test_crash_after_the_aggregator_committed_accept_the_sweep_finds_the_order_o
         raise Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(order_services, "order_apply_accepted", die)
+        patch.setattr(accept_services, "order_apply_accepted", die)
         with pytest.raises(Crash):
             post_signed_raw(Client(), "/new_order", new_order_body(offered))
     order = Order.objects.get(order_id=offered.id)
@@ -781,6 +786,10 @@ def test_crash_after_the_aggregator_committed_accept_the_sweep_finds_the_order_o
 
     for minute in (1, 2):
         _sweep_later(monkeypatch, minute)
+    real_now = timezone.now
+    with monkeypatch.context() as later:
+        later.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=3))
+        run_lane()
     order.refresh_from_db()
 
     assert order.status in PAID_STATES
@@ -809,23 +818,23 @@ def dies_after(
         yield
 
 
-def test_crash_between_payout_commit_and_its_send_kick_the_sweep_still_pays_the_order_once(
+def test_crash_between_payout_commit_and_its_send_the_payout_lane_still_pays_the_order_once(
     inprocess_sim: AggregatorSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker dies right after payout_start committed (transfer created, order paying) and before
-    the transfer was sent: after a restart the sweep must send it, once."""
+    """The payout lane dies right after the payout start committed (transfer created, order paying) and
+    before the transfer was sent: after a restart the lane must send it, once."""
     sim = inprocess_sim
     fund()
     offered = sim.offer(AMOUNT, account_identifier=PAYS, notify=False)
+    post_signed_raw(Client(), "/new_order", new_order_body(offered))
 
-    with dies_after(monkeypatch, psp_services, "_payout_start_locked"), pytest.raises(Crash):
-        post_signed_raw(Client(), "/new_order", new_order_body(offered))
+    with dies_after(monkeypatch, payout_services, "_start_payout_locked"), pytest.raises(Crash):
+        run_lane()
     order = Order.objects.get(order_id=offered.id)
     assert order.status == OrderStatus.PAYING
     assert Transfer.objects.get(order=order).sends == 0
 
-    for minute in (1, 2, 5, 16):
-        _sweep_later(monkeypatch, minute)
+    run_lane()
     order.refresh_from_db()
 
     assert order.status in PAID_STATES
@@ -844,6 +853,7 @@ def test_crash_between_fulfil_delivered_commit_and_its_follow_up_the_order_still
     offered = sim.offer(AMOUNT, account_identifier=PAYS, notify=False)
     sim.fail_next(5, status=503, path="/fulfill")
     post_signed_raw(Client(), "/new_order", new_order_body(offered))
+    run_lane()
     sim.clear_faults()
     assert Order.objects.get(order_id=offered.id).status == OrderStatus.PAID
 
@@ -852,8 +862,8 @@ def test_crash_between_fulfil_delivered_commit_and_its_follow_up_the_order_still
     def recording_success(message: OutboxMessage, **_: Any) -> bool:
         return message.pk == success_id
 
-    with dies_after(monkeypatch, outbox, "_record_delivery", when=recording_success), pytest.raises(Crash):
-        outbox.outbox_deliver_due(now=lambda: timezone.now() + timedelta(minutes=10))
+    with dies_after(monkeypatch, delivery, "_record_delivery", when=recording_success), pytest.raises(Crash):
+        delivery.outbox_deliver_due(now=lambda: timezone.now() + timedelta(minutes=10))
     success = OutboxMessage.objects.get(dedupe_key=f"fulfil:{offered.id}:success")
     assert success.status == OutboxStatus.DELIVERED
 

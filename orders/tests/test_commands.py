@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from orders import outbox
 from orders.models import OrderStatus, OutboxMessage, OutboxStatus
+from orders.services import outbox
 from orders.tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +62,7 @@ def test_accepted_order_no_psp_can_take_is_cancelled_after_five_minutes() -> Non
     from django.utils import timezone
 
     from balances import services as balance_services
-    from orders import services, tasks
+    from orders import services, workflow
     from orders.models import Order
     from psp.models import PspCircuit
 
@@ -71,9 +72,23 @@ def test_accepted_order_no_psp_can_take_is_cancelled_after_five_minutes() -> Non
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.ACCEPTED, accepted_at=timezone.now())
     PspCircuit.objects.create(psp="sandbox", state="open", consecutive_failures=5, opened_at=timezone.now())
 
-    assert tasks.order_start_payout(order_pk=order.pk) == "waiting_for_psp"
+    assert workflow.payout_start(order_pk=order.pk) == OrderStatus.ACCEPTED  # waiting for a PSP
+    order.refresh_from_db()
+    assert order.payout_due_at is not None
+    assert order.payout_due_at > timezone.now()  # tried again later
     Order.objects.filter(pk=order.pk).update(accepted_at=timezone.now() - timedelta(minutes=6))
-    assert tasks.order_start_payout(order_pk=order.pk) == OrderStatus.CANCELLED
+    assert workflow.payout_start(order_pk=order.pk) == OrderStatus.CANCELLED
 
     order.refresh_from_db()
     assert order.cancel_reason == "No payout provider available"
+
+
+def test_sync_balances_reads_the_sandbox_psp_balance_into_the_ledger() -> None:
+    from balances import selectors as balance_selectors
+    from balances.models import EntryKind, LedgerEntry
+
+    output = run("sync_balances")
+
+    assert output.strip() == "sandbox: NGN, KES"
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("50000000")
+    assert LedgerEntry.objects.get(balance__currency="NGN").kind == EntryKind.ADJUST

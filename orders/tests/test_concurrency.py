@@ -10,11 +10,11 @@ import pytest
 from balances import selectors as balance_selectors
 from balances import services as balance_services
 from balances.models import EntryKind, LedgerEntry
-from orders import services
+from orders import services, workflow
+from orders import services as order_services
 from orders.models import Order, OrderStatus
 from orders.tests.factories import OrderFactory
 from provision.testing import run_together
-from psp import services as psp_services
 from psp.models import SandboxPayout, Transfer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -45,7 +45,7 @@ def _accepted_order() -> Order:
 def test_two_workers_starting_the_same_payout_make_one_transfer() -> None:
     order = _accepted_order()
 
-    results = run_together([lambda: psp_services.payout_start(order_pk=order.pk) for _ in range(4)])
+    results = run_together([lambda: order_services.order_start_payout(order_pk=order.pk) for _ in range(4)])
 
     assert sum(isinstance(r, Order) for r in results) == 1
     assert all(isinstance(r, Order | services.OrderTransitionNotAllowed) for r in results)
@@ -84,10 +84,10 @@ def test_mark_paid_racing_the_approval_timeout_gives_one_outcome() -> None:
 
 def test_two_workers_sending_the_same_transfer_pay_once() -> None:
     order = _accepted_order()
-    psp_services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
     transfer = Transfer.objects.get(order=order)
 
-    run_together([lambda: psp_services.transfer_send(transfer_pk=transfer.pk) for _ in range(4)])
+    run_together([lambda: workflow.payout_step(transfer_pk=transfer.pk) for _ in range(4)])
 
     transfer.refresh_from_db()
     order.refresh_from_db()

@@ -7,8 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
+from django_fsm_log.models import StateLog
 
 from balances import selectors as balance_selectors
 from balances import services as balance_services
@@ -70,6 +73,40 @@ def test_a_stale_copy_cannot_overwrite_a_newer_state() -> None:
     stale.expire(at=timezone.now())
     with pytest.raises(ConcurrentTransition):
         stale.save()
+
+
+@pytest.mark.django_db
+def test_a_transition_is_logged_with_who_and_why() -> None:
+    staff = User.objects.create_user("ops")
+    order = OrderFactory.create()
+
+    order.begin_accept(by=staff, description="Reserved; accepting with the aggregator")
+    order.save()
+
+    [row] = StateLog.objects.filter(object_id=order.pk)
+    assert row.content_object == order
+    assert (row.by, row.source_state, row.state, row.transition, row.description) == (
+        staff,
+        OrderStatus.RECEIVED,
+        OrderStatus.ACCEPTING,
+        "begin_accept",
+        "Reserved; accepting with the aggregator",
+    )
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_transition_leaves_no_log_row() -> None:
+    order = OrderFactory.create()
+
+    def fails_after_the_transition() -> None:
+        with transaction.atomic():
+            order.begin_accept(description="then the transaction fails")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fails_after_the_transition()
+
+    assert not StateLog.objects.filter(object_id=order.pk).exists()
 
 
 @pytest.mark.django_db

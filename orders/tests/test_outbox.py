@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from werkzeug import Request, Response
 
-from orders import outbox
 from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
+from orders.services import delivery, outbox
 from orders.tests.conftest import AggregatorFake
 from orders.tests.factories import OrderFactory
 
@@ -32,7 +32,7 @@ def _drain(rounds: int = 10) -> None:
     later = timezone.now()
     for _ in range(rounds):
         later += timedelta(minutes=10)
-        while outbox.outbox_deliver_one(now=later):
+        while delivery.outbox_deliver_one(now=later):
             pass
 
 
@@ -75,8 +75,8 @@ def test_each_attempt_is_signed_afresh(aggregator: AggregatorFake, settings: Any
     clock = iter([1_800_000_000.0, 1_800_000_400.0])
     client = AggregatorClient(AggregatorConfig.from_settings(), clock=lambda: next(clock))
 
-    outbox.outbox_deliver_one(client=client, now=timezone.now())
-    outbox.outbox_deliver_one(client=client, now=timezone.now() + timedelta(minutes=5))
+    delivery.outbox_deliver_one(client=client, now=timezone.now())
+    delivery.outbox_deliver_one(client=client, now=timezone.now() + timedelta(minutes=5))
 
     assert [payload["timestamp"] for _, payload in aggregator.calls] == [1_800_000_000, 1_800_000_400]
 
@@ -110,7 +110,7 @@ def test_connection_refused_is_retried_without_loss(settings: Any) -> None:
     order = OrderFactory.create()
     _fulfil_row(order)
 
-    outbox.outbox_deliver_one(now=timezone.now())
+    delivery.outbox_deliver_one(now=timezone.now())
 
     message = OutboxMessage.objects.get(order=order)
     assert (message.status, message.attempts) == (OutboxStatus.PENDING, 1)

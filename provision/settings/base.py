@@ -127,9 +127,9 @@ TEMPLATES = [
     }
 ]
 
-# SQLite (embedded default) runs in WAL mode with IMMEDIATE transactions so writers queue instead of
-# failing with "database is locked" halfway through a transaction; they queue on a lock file the kernel
-# hands from one writer to the next (provision.sqlite), not on SQLite's sleeping busy handler.
+# SQLite (embedded default) runs in WAL mode with IMMEDIATE transactions: a transaction takes SQLite's
+# write lock at BEGIN, so writers queue (SQLite's busy timeout, 20 s) instead of failing with "database is
+# locked" halfway through a transaction, and readers never wait for a writer.
 _SQLITE_DEFAULT = f"sqlite:///{BASE_DIR / 'var' / 'provision.sqlite3'}"
 _database = setting(
     "DATABASE_URL",
@@ -138,7 +138,6 @@ _database = setting(
     expected="a database URL such as postgres://user:pass@host:5432/db or sqlite:////abs/path.sqlite3",
 )
 if _database["ENGINE"] == "django.db.backends.sqlite3":
-    _database["ENGINE"] = "provision.sqlite"
     _database.setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
@@ -282,7 +281,7 @@ OUTBOX_BACKOFF_CAP = setting(
 BALANCE_REPORT_DELAY = setting(
     "BALANCE_REPORT_DELAY",
     parse_int_non_negative,
-    default=1,
+    default=0,
     expected="seconds a balance report waits so the changes of that second go out as one report (0: at once)",
 )
 ORDER_REQUEST_VALIDITY = setting(
@@ -436,9 +435,9 @@ for _psp, _required in (
 # --- Worker (django-q2, ORM broker: nothing else has to run) ----------------------------------------------
 Q_CLUSTER = {
     "name": "provision",
+    # The ORM broker: the queue is a table of the node's own database, so a task queued inside a
+    # transaction is committed with it (provision.queue) and nothing else needs to run.
     "orm": "default",
-    # The ORM broker that also turns newly received orders into tasks (orders.dispatch).
-    "broker_class": "orders.broker.OrderQueueBroker",
     "workers": setting(
         "WORKER_PROCESSES", parse_positive_int, default=2, expected="a number of worker processes"
     ),
@@ -450,14 +449,28 @@ Q_CLUSTER = {
     "ack_failures": True,
     # Keep every result (0): django-q2's own pruning (a positive limit) reads and locks all stored results on
     # every save. Successful results older than TASK_RESULTS_MAX_AGE are purged hourly instead
-    # (orders.tasks.purge_task_results); failures stay until staff delete them. An order's own task stores
-    # no success row at all (orders.dispatch.ORDER_TASK_OPTIONS).
+    # (orders.tasks.purge_task_results); failures stay until staff delete them.
     "save_limit": 0,
     "label": "Worker tasks",
 }
-
-# Transition log rows (django-fsm-log) written with one prepared INSERT each (provision.fsm_log).
-DJANGO_FSM_LOG_STORAGE_METHOD = "provision.fsm_log.InsertBackend"
+PAYOUT_LANE_THREADS = setting(
+    "PAYOUT_LANE_THREADS",
+    parse_positive_int,
+    default=16,
+    expected="how many PSP calls the payout lane makes at once",
+)
+PAYOUT_LANE_POLL = setting(
+    "PAYOUT_LANE_POLL",
+    parse_decimal,
+    default=Decimal("0.2"),
+    expected="seconds the payout lane waits between looks for due work when idle",
+)
+PAYOUT_LANE_HEARTBEAT_MAX_AGE = setting(
+    "PAYOUT_LANE_HEARTBEAT_MAX_AGE",
+    parse_positive_int,
+    default=60,
+    expected="seconds since the payout lane's last heartbeat before readiness fails",
+)
 
 # --- Logging (provision.logging: structlog JSON lines with the correlation id, redacted) -----------------
 LOG_FORMAT = setting(

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from provision import health
+from provision.models import Heartbeat
 from psp.models import CircuitState, PspCircuit
 
 
@@ -28,6 +29,12 @@ def finished_task(seconds_ago: float) -> None:
     )
 
 
+def lane_beat(seconds_ago: float) -> None:
+    Heartbeat.objects.update_or_create(
+        name="payout_lane", defaults={"beat_at": timezone.now() - timedelta(seconds=seconds_ago)}
+    )
+
+
 def test_live_answers_without_touching_the_database(
     client: Client, django_assert_num_queries: Any, db: None
 ) -> None:
@@ -41,6 +48,7 @@ def test_live_answers_without_touching_the_database(
 @pytest.mark.django_db
 def test_ready_when_database_migrations_psp_and_worker_are_fine(client: Client) -> None:
     finished_task(seconds_ago=20)
+    lane_beat(seconds_ago=1)
 
     response = client.get("/health/ready")
 
@@ -57,6 +65,8 @@ def test_ready_when_database_migrations_psp_and_worker_are_fine(client: Client) 
 
 @pytest.mark.django_db
 def test_worker_that_never_ran_a_task_makes_the_node_not_ready(client: Client) -> None:
+    lane_beat(seconds_ago=1)
+
     response = client.get("/health/ready")
 
     assert response.status_code == 503
@@ -71,6 +81,7 @@ def test_worker_heartbeat_older_than_the_limit_makes_the_node_not_ready(
 ) -> None:
     settings.WORKER_HEARTBEAT_MAX_AGE = 60
     finished_task(seconds_ago=61)
+    lane_beat(seconds_ago=1)
 
     response = client.get("/health/ready")
 
@@ -89,6 +100,7 @@ def test_unapplied_migrations_make_the_node_not_ready(client: Client, monkeypatc
     monkeypatch.setattr(health, "_migrations_ok_until", 0.0)
     monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets: [(Pending(), False)])
     finished_task(seconds_ago=1)
+    lane_beat(seconds_ago=1)
 
     response = client.get("/health/ready")
 
@@ -114,13 +126,14 @@ def test_unreachable_database_fails_every_check_that_needs_it(client: Client, mo
     response = client.get("/health/ready")
 
     assert response.status_code == 503
-    assert response.json()["data"]["failing"] == ["database", "migrations", "psp", "worker"]
+    assert response.json()["data"]["failing"] == ["database", "migrations", "psp", "worker", "payout_lane"]
     assert response.json()["data"]["checks"]["database"] == {"ok": False, "error": "OperationalError"}
 
 
 @pytest.mark.django_db
 def test_every_psp_circuit_open_makes_the_node_not_ready(client: Client) -> None:
     finished_task(seconds_ago=1)
+    lane_beat(seconds_ago=1)
     PspCircuit.objects.create(psp="sandbox", state=CircuitState.OPEN, opened_at=timezone.now())
 
     response = client.get("/health/ready")
@@ -150,3 +163,29 @@ def test_unknown_check_name_is_a_400(client: Client) -> None:
         "message": "Unknown check",
         "data": {"code": "invalid", "errors": {"checks": ["Unknown check: disk."]}},
     }
+
+
+@pytest.mark.django_db
+def test_a_payout_lane_that_never_beat_makes_the_node_not_ready(client: Client) -> None:
+    finished_task(seconds_ago=1)
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["data"]["failing"] == ["payout_lane"]
+    assert response.json()["data"]["checks"]["payout_lane"] == {
+        "ok": False,
+        "lastBeatAt": None,
+        "maxAgeSeconds": 60,
+    }
+
+
+@pytest.mark.django_db
+def test_a_payout_lane_heartbeat_older_than_the_limit_makes_the_node_not_ready(client: Client) -> None:
+    finished_task(seconds_ago=1)
+    lane_beat(seconds_ago=61)
+
+    response = client.get("/health/ready?checks=payout_lane")
+
+    assert response.status_code == 503
+    assert response.json()["data"]["checks"]["payout_lane"]["ok"] is False

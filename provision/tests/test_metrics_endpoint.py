@@ -13,8 +13,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from balances import services as balance_services
-from orders import outbox
 from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
+from orders.services import outbox
 from orders.tests.factories import OrderFactory
 from psp.models import CircuitState, PspCircuit, Transfer, TransferStatus, WebhookEvent
 

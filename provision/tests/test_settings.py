@@ -91,6 +91,53 @@ def test_sqlite_connections_outlive_a_request_and_keep_a_small_page_cache(tmp_pa
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"kept": True, "cache_size": -512}
 
 
+_CONCURRENT_WRITERS = """
+import json, threading, time
+from django.db import connection, transaction
+
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, seen INTEGER)")
+errors, ready = [], threading.Barrier(2)
+
+def writer():  # reads, then writes what it read: the pattern of every locked transition
+    try:
+        ready.wait()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM item")
+            (seen,) = cursor.fetchone()
+            time.sleep(0.3)
+            cursor.execute("INSERT INTO item (seen) VALUES (%s)", [seen])
+    except Exception as exc:
+        errors.append(repr(exc))
+    finally:
+        connection.close()
+
+threads = [threading.Thread(target=writer) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT seen FROM item ORDER BY id")
+    print(json.dumps({"errors": errors, "seen": [row[0] for row in cursor.fetchall()]}))
+"""
+
+
+def test_concurrent_sqlite_writers_queue_instead_of_failing_with_database_is_locked(tmp_path: Path) -> None:
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "manage.py", "shell", "-c", _CONCURRENT_WRITERS],
+        cwd=ROOT,
+        env={**GOOD_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'node.sqlite3'}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    # Both committed, one after the other: the second transaction read the first one's row.
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"errors": [], "seen": [0, 1]}
+
+
 def test_debug_gives_development_defaults_for_secrets() -> None:
     result = run_check(DEBUG="true", SECRET=None, AGGREGATOR_CLIENT_ID=None, AGGREGATOR_SECRET_KEY=None)
 

@@ -21,13 +21,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from balances import services as balance_services
-from orders import outbox
 from orders import services as order_services
+from orders import workflow
 from orders.models import Order, OrderStatus
+from orders.services import delivery
 from provision import canonical_json, request_context, signing, task_context
 from provision import logging as provision_logging
 from provision.testing import subprocess_env
-from psp import services as psp_services
 from psp.models import Transfer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,9 +243,9 @@ def test_full_order_flow_logs_no_account_number_no_secret_and_no_signature(
         order = Order.objects.get(order_id=order_id)
         order_services.order_decide(order_pk=order.pk)
         order_services.order_accept_with_aggregator(order_pk=order.pk)
-        psp_services.payout_start(order_pk=order.pk)
-        psp_services.transfer_send(transfer_pk=Transfer.objects.get(order=order).pk)
-        outbox.outbox_deliver_due()
+        order_services.order_start_payout(order_pk=order.pk)
+        workflow.payout_step(transfer_pk=Transfer.objects.get(order=order).pk)
+        delivery.outbox_deliver_due()
     finally:
         request_context.reset_request_id(token)
     status_body = canonical_json.go_dumps({"currency": "NGN", "orderId": order_id})

@@ -1,5 +1,5 @@
-"""What a process imports before forking is shared by its children: the warm-up must import what they
-would otherwise each import on their first request or task."""
+"""What gunicorn's master imports before forking is shared by its workers: the warm-up must import what
+they would otherwise each import on their first request."""
 
 from __future__ import annotations
 
@@ -37,10 +37,4 @@ def imported_by(function: str) -> set[str]:
 def test_the_web_warm_up_imports_the_urlconf_and_the_views_it_names() -> None:
     assert {"provision.urls", "orders.api", "psp.webhooks", "drf_spectacular.views"} <= imported_by(
         "warm_web"
-    )
-
-
-def test_the_worker_warm_up_imports_the_task_modules_broker_and_psp_adapter() -> None:
-    assert {"orders.tasks", "orders.pipeline", "orders.broker", "psp.tasks", "psp.sandbox"} <= imported_by(
-        "warm_worker"
     )

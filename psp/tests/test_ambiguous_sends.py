@@ -20,8 +20,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from balances import selectors as balance_selectors
+from orders import services as order_services
+from orders import workflow
 from orders.models import Order, OrderStatus
-from psp import services, tasks
+from psp import services
+from psp.base import FailureReason, PspRejected
 from psp.models import SandboxPayout, Transfer, TransferStatus
 from psp.tests.helpers import (
     JSON,
@@ -70,9 +73,9 @@ def lagging_lenco(lenco_then_sandbox: HTTPServer) -> LaggingLenco:
 
 
 def started(order: Order) -> Transfer:
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
     transfer = Transfer.objects.get(order=order)
-    tasks.transfer_send(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
     transfer.refresh_from_db()
     return transfer
 
@@ -92,7 +95,7 @@ def test_refused_resend_after_a_lost_answer_never_fails_over_and_the_psps_answer
     assert (transfer.status, transfer.sends) == (TransferStatus.CREATED, 1)
     past_the_send_lease(transfer)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)  # read: nothing yet; re-send: "insufficient funds"
+    workflow.payout_step(transfer_pk=transfer.pk)  # read: nothing yet; re-send: "insufficient funds"
 
     order.refresh_from_db()
     assert lagging_lenco.posts == [LENCO_REF_1, LENCO_REF_1]
@@ -104,7 +107,7 @@ def test_refused_resend_after_a_lost_answer_never_fails_over_and_the_psps_answer
 
     lagging_lenco.visible = True
     past_the_send_lease(transfer)
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.SUCCEEDED)]
@@ -121,7 +124,7 @@ def test_refused_resend_with_one_psp_never_cancels_the_order(settings: Any, lenc
     transfer = started(order)
     past_the_send_lease(transfer)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAYING
@@ -135,13 +138,13 @@ def test_a_refused_resend_is_never_sent_again_and_goes_to_review_after_the_revie
     order = accepted_order()
     transfer = started(order)
     past_the_send_lease(transfer)
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
     Transfer.objects.filter(pk=transfer.pk).update(
         created_at=timezone.now() - services.PAYOUT_REVIEW_AFTER - timedelta(seconds=1)
     )
     past_the_send_lease(transfer)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)  # still nothing at Lenco
+    workflow.payout_step(transfer_pk=transfer.pk)  # still nothing at Lenco
 
     order.refresh_from_db()
     assert lagging_lenco.posts == [LENCO_REF_1, LENCO_REF_1]
@@ -157,8 +160,8 @@ def test_a_send_within_its_lease_is_not_sent_again_by_a_second_delivery(
     order = accepted_order()
     transfer = started(order)
 
-    tasks.transfer_send(transfer_pk=transfer.pk)  # the same task delivered again at once
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)  # the same task delivered again at once
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     assert lagging_lenco.posts == [LENCO_REF_1]
     transfer.refresh_from_db()
@@ -173,14 +176,16 @@ def test_pending_transfer_is_not_made_rejected_by_the_refusal_of_a_racing_send(
         fixture("lenco", "v1_transfer_queued.json"), content_type=JSON
     )
     order = accepted_order()
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
     transfer = Transfer.objects.get(order=order)
-    refusal = services.PspRejected(
-        "Insufficient funds in your account", psp="lenco", reason=services.FailureReason.INSUFFICIENT_FUNDS
+    refusal = PspRejected(
+        "Insufficient funds in your account", psp="lenco", reason=FailureReason.INSUFFICIENT_FUNDS
     )
 
-    tasks.transfer_send(transfer_pk=transfer.pk)  # the first delivery: pending at Lenco
-    services.transfer_apply_rejection(transfer_pk=transfer.pk, error=refusal, send=2)  # the racing one
+    workflow.payout_step(transfer_pk=transfer.pk)  # the first delivery: pending at Lenco
+    order_services.order_apply_psp_answer(
+        transfer_pk=transfer.pk, answer=services.PspAnswer(services.AnswerKind.REFUSED, error=refusal, send=2)
+    )  # the racing one
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.PENDING)]
@@ -193,14 +198,16 @@ def test_refusal_of_the_first_send_is_not_final_when_a_second_send_went_out_mean
     lenco_then_sandbox: HTTPServer,
 ) -> None:
     order = accepted_order()
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
     transfer = Transfer.objects.get(order=order)
     Transfer.objects.filter(pk=transfer.pk).update(sends=2, last_sent_at=timezone.now())
-    refusal = services.PspRejected(
-        "Insufficient funds in your account", psp="lenco", reason=services.FailureReason.INSUFFICIENT_FUNDS
+    refusal = PspRejected(
+        "Insufficient funds in your account", psp="lenco", reason=FailureReason.INSUFFICIENT_FUNDS
     )
 
-    services.transfer_apply_rejection(transfer_pk=transfer.pk, error=refusal, send=1)
+    order_services.order_apply_psp_answer(
+        transfer_pk=transfer.pk, answer=services.PspAnswer(services.AnswerKind.REFUSED, error=refusal, send=1)
+    )
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.CREATED)]
@@ -227,14 +234,14 @@ def test_read_lag_after_an_acknowledged_send_keeps_polling_instead_of_review(
     transfer = started(order)
     assert transfer.status == TransferStatus.PENDING
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     transfer.refresh_from_db()
     assert (transfer.status, order.status) == (TransferStatus.PENDING, OrderStatus.PAYING)
     assert transfer.next_check_at is not None
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
@@ -256,7 +263,7 @@ def test_acknowledged_transfer_the_psp_never_shows_goes_to_review_after_the_revi
         created_at=timezone.now() - services.PAYOUT_REVIEW_AFTER - timedelta(seconds=1)
     )
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.NEEDS_REVIEW
@@ -277,7 +284,7 @@ def test_duplicate_answer_then_nothing_on_reads_is_not_sent_again_and_ends_in_re
     transfer = started(order)
     for _ in range(3):
         past_the_send_lease(transfer)
-        tasks.transfer_check(transfer_pk=transfer.pk)
+        workflow.payout_step(transfer_pk=transfer.pk)
 
     posts = [request for request, _ in lenco_fake.log if request.method == "POST"]
     assert len(posts) == 1
@@ -287,7 +294,7 @@ def test_duplicate_answer_then_nothing_on_reads_is_not_sent_again_and_ends_in_re
     Transfer.objects.filter(pk=transfer.pk).update(
         created_at=timezone.now() - services.PAYOUT_REVIEW_AFTER - timedelta(seconds=1)
     )
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.NEEDS_REVIEW
@@ -309,7 +316,7 @@ def test_transfer_pending_at_the_psp_past_the_pending_limit_reaches_staff_and_is
         created_at=timezone.now() - timedelta(seconds=settings.PAYOUT_PENDING_REVIEW_AFTER + 1)
     )
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     transfer.refresh_from_db()

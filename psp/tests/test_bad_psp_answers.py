@@ -10,8 +10,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from balances import selectors as balance_selectors
+from orders import services as order_services
+from orders import workflow
 from orders.models import Order, OrderStatus
-from psp import services, tasks
 from psp.models import Transfer, TransferStatus
 from psp.tests.helpers import JSON, LENCO_REF_1, accepted_order, fixture
 
@@ -50,12 +51,12 @@ def answer(
 
 
 def send(order: Order) -> tuple[str, Transfer]:
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
     transfer = Transfer.objects.get(order=order)
-    status = tasks.transfer_send(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
     transfer.refresh_from_db()
     order.refresh_from_db()
-    return status, transfer
+    return transfer.status, transfer
 
 
 def pending_at_lenco(server: HTTPServer) -> tuple[Order, Transfer]:
@@ -142,7 +143,9 @@ def test_look_up_answer_without_fields_sends_the_order_to_review(lenco: HTTPServ
     order, transfer = pending_at_lenco(lenco)
     answer(lenco, GET_BY_REFERENCE, "GET", envelope({"request": None, "transaction": None}))
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.UNKNOWN
@@ -153,7 +156,9 @@ def test_look_up_with_an_unknown_status_sends_the_order_to_review(lenco: HTTPSer
     order, transfer = pending_at_lenco(lenco)
     answer(lenco, GET_BY_REFERENCE, "GET", envelope(v1_transaction(status="reversed")))
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.UNKNOWN
@@ -164,7 +169,9 @@ def test_look_up_of_another_reference_sends_the_order_to_review(lenco: HTTPServe
     order, transfer = pending_at_lenco(lenco)
     answer(lenco, GET_BY_REFERENCE, "GET", envelope(v1_transaction(clientReference="pn-someone-else-1")))
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.UNKNOWN
@@ -176,7 +183,9 @@ def test_non_json_502_page_on_the_look_up_keeps_the_transfer_pending(lenco: HTTP
     answer(lenco, GET_BY_REFERENCE, "GET", HTML_502)
     checked_before = transfer.next_check_at
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     transfer.refresh_from_db()
     order.refresh_from_db()
@@ -193,7 +202,9 @@ def test_look_up_refused_by_lenco_keeps_the_transfer_pending(lenco: HTTPServer) 
         lenco, GET_BY_REFERENCE, "GET", json.dumps({"status": False, "message": "Unauthorized"}), status=401
     )
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.PENDING
@@ -204,7 +215,9 @@ def test_look_up_answered_200_with_a_non_json_body_keeps_the_transfer_pending(le
     order, transfer = pending_at_lenco(lenco)
     lenco.expect_request(GET_BY_REFERENCE).respond_with_data("<html>ok</html>", content_type="text/html")
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.PENDING
@@ -218,7 +231,9 @@ def test_resend_after_a_lost_answer_survives_a_garbled_look_up(lenco: HTTPServer
     lenco.clear()
     answer(lenco, GET_BY_REFERENCE, "GET", envelope("not an object"))
 
-    status = tasks.transfer_send(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.UNKNOWN

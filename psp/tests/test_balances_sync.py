@@ -1,5 +1,6 @@
-"""orders.tasks.balances_sync reads the sandbox's and Lenco's balances into PspBalance and adjust entries;
-a sync never undoes a ledger movement its PSP readings could not have seen."""
+"""The balance sync (the payout lane's, ``orders.workflow.balances_sync_psp``) reads the sandbox's and
+Lenco's balances into PspBalance and adjust entries; a sync never undoes a ledger movement its PSP readings
+could not have seen."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from pytest_httpserver import HTTPServer
 from balances import selectors as balance_selectors
 from balances import services as balance_services
 from balances.models import EntryKind, LedgerEntry, PspBalance
-from orders import tasks as order_tasks
+from orders import services as order_services
+from orders import workflow
 from orders.models import OrderStatus, OutboxMessage
 from provision.testing import run_together
+from psp import registry
 from psp import services as psp_services
-from psp import tasks as psp_tasks
-from psp.models import Transfer, TransferStatus
+from psp.models import Transfer
 from psp.tests.helpers import JSON, LENCO_REF_1, accepted_order, fixture, paying_transfer
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +36,11 @@ def sandbox_and_lenco(settings: Any, lenco_fake: HTTPServer) -> HTTPServer:
         "GHS": Decimal("1000"),
     }
     return lenco_fake
+
+
+def balances_sync() -> int:
+    """Sync every enabled PSP's balances, as the payout lane does; how many readings were applied."""
+    return sum(len(workflow.balances_sync_psp(psp=adapter.name) or []) for adapter in registry.enabled())
 
 
 def serve_accounts(server: HTTPServer) -> None:
@@ -64,7 +71,7 @@ def test_balances_sync_records_sandbox_and_lenco_balances_and_adjusts_the_totals
 ) -> None:
     serve_accounts(sandbox_and_lenco)
 
-    synced = order_tasks.balances_sync()
+    synced = balances_sync()
 
     assert synced == 3
     assert psp_balances() == [
@@ -87,9 +94,9 @@ def test_balances_sync_records_sandbox_and_lenco_balances_and_adjusts_the_totals
 
 def test_second_sync_with_unchanged_balances_writes_no_adjustment(sandbox_and_lenco: HTTPServer) -> None:
     serve_accounts(sandbox_and_lenco)
-    order_tasks.balances_sync()
+    balances_sync()
 
-    order_tasks.balances_sync()
+    balances_sync()
 
     assert len(adjustments()) == 3
     assert balance_selectors.balance_get(currency="NGN").total == Decimal("52600000.75")
@@ -100,7 +107,7 @@ def test_lenco_outage_skips_lenco_and_still_syncs_the_sandbox(sandbox_and_lenco:
         json.dumps({"status": False, "message": "down"}), status=503, content_type=JSON
     )
 
-    synced = order_tasks.balances_sync()
+    synced = balances_sync()
 
     assert synced == 2
     assert [row[:2] for row in psp_balances()] == [("sandbox", "KES"), ("sandbox", "NGN")]
@@ -134,13 +141,13 @@ def test_a_lenco_payout_confirmed_while_lenco_is_read_stays_debited(
 
     def read_then_confirm_the_payout(*, psp: str) -> Any:
         readings = read(psp=psp)
-        [status] = run_together([lambda: psp_tasks.transfer_check(transfer_pk=transfer.pk)])
-        assert status == TransferStatus.SUCCEEDED
+        [status] = run_together([lambda: workflow.payout_step(transfer_pk=transfer.pk)])
+        assert status == OrderStatus.PAID
         return readings
 
     monkeypatch.setattr(psp_services, "psp_balances_read", read_then_confirm_the_payout)
 
-    order_tasks.balances_sync()
+    balances_sync()
 
     transfer.order.refresh_from_db()
     assert transfer.order.status == OrderStatus.PAID
@@ -157,19 +164,19 @@ def test_a_sandbox_payout_after_the_sandbox_was_read_survives_the_lenco_retry(
     settings.SANDBOX_BALANCES = {"NGN": Decimal("50000000")}
     order = accepted_order(amount="15000")
     lenco_down(lenco_fake)
-    order_tasks.balances_sync()  # the sandbox's 50,000,000 is read; Lenco's read fails
-    psp_services.payout_start(order_pk=order.pk)
-    psp_services.transfer_send(transfer_pk=Transfer.objects.get(order=order).pk)  # the sandbox pays 15,000
+    balances_sync()  # the sandbox's 50,000,000 is read; Lenco's read fails
+    order_services.order_start_payout(order_pk=order.pk)
+    workflow.payout_step(transfer_pk=Transfer.objects.get(order=order).pk)  # the sandbox pays 15,000
     lenco_fake.clear_all_handlers()
     serve_accounts(lenco_fake)
 
-    assert order_tasks.balances_sync_retry(psp="lenco", attempt=1) == "synced"
+    assert workflow.balances_sync_psp(psp="lenco") == ["NGN"]
 
     # 50,000,000 read before the payout - 15,000 paid since + Lenco's 2,600,000.75
     assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
     assert balance_services.balance_verify() == []
     adjustments_before = adjustments()
-    order_tasks.balances_sync()  # the sandbox now reads 49,985,000: the ledger already agrees
+    balances_sync()  # the sandbox now reads 49,985,000: the ledger already agrees
     assert adjustments() == adjustments_before
     assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
 
@@ -188,14 +195,14 @@ def test_syncs_of_two_psps_that_overlap_count_each_psp_once(
         if psp == "lenco":  # another worker syncs the sandbox before this one applies Lenco's figure
             monkeypatch.setattr(psp_services, "psp_balances_read", read)
             settings.PSP = ["sandbox"]
-            order_tasks.balances_sync()
+            balances_sync()
             settings.PSP = ["sandbox", "lenco"]
         return readings
 
     settings.PSP = ["lenco"]
     monkeypatch.setattr(psp_services, "psp_balances_read", lenco_read_while_the_sandbox_is_synced)
 
-    order_tasks.balances_sync()
+    balances_sync()
 
     assert balance_figures("NGN") == (Decimal("52600000.75"), Decimal("0"))
     assert balance_services.balance_verify() == []

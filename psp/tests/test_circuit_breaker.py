@@ -11,10 +11,12 @@ import pytest
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
+from orders import services as order_services
+from orders import workflow
 from orders.models import OrderStatus
 from provision.testing import run_together
-from psp import health, services, tasks
-from psp.models import CircuitState, PspCircuit, SandboxPayout, TransferStatus
+from psp import health, services
+from psp.models import CircuitState, PspCircuit, SandboxPayout, Transfer, TransferStatus
 from psp.tests.helpers import (
     JSON,
     LENCO_REF_1,
@@ -22,6 +24,7 @@ from psp.tests.helpers import (
     accepted_order,
     fixture,
     paying_transfer,
+    run_lane,
     transfers_of,
 )
 
@@ -76,8 +79,9 @@ def test_open_circuit_keeps_new_payouts_away_from_the_psp(
     order = accepted_order()
     open_circuit("lenco")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert transfers_of(order) == [("sandbox", 1, SANDBOX_REF_1, TransferStatus.SUCCEEDED)]
@@ -161,7 +165,9 @@ def test_status_look_ups_still_go_to_the_psp_of_an_open_circuit(
         fixture("lenco", "v1_transfer_successful.json"), content_type=JSON
     )
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     transfer.order.refresh_from_db()
     assert status == TransferStatus.SUCCEEDED
@@ -181,11 +187,12 @@ def test_consecutive_lenco_failures_seen_by_the_services_open_its_circuit_for_ne
         json.dumps({"status": False, "message": "Bad gateway"}), status=502, content_type=JSON
     )
     for _ in range(3):
-        tasks.transfer_check(transfer_pk=transfer.pk)
+        workflow.payout_step(transfer_pk=transfer.pk)
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     assert circuit() == (CircuitState.OPEN, 3)
     order.refresh_from_db()
@@ -201,7 +208,7 @@ def test_no_psp_with_a_closed_circuit_leaves_the_order_accepted_for_a_later_try(
     open_circuit("lenco")
 
     with pytest.raises(services.NoPspAvailable):
-        services.payout_start(order_pk=order.pk)
+        order_services.order_start_payout(order_pk=order.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.ACCEPTED

@@ -15,8 +15,10 @@ from werkzeug import Request, Response
 
 from balances import selectors as balance_selectors
 from balances.models import EntryKind, LedgerEntry
+from orders import services as order_services
+from orders import workflow
 from orders.models import OrderStatus, OutboxMessage
-from psp import services, tasks
+from psp import services
 from psp.models import SandboxPayout, Transfer, TransferStatus
 from psp.tests.helpers import (
     JSON,
@@ -26,6 +28,7 @@ from psp.tests.helpers import (
     fixture,
     fulfil_statuses,
     lenco_error,
+    run_lane,
     transfers_of,
 )
 
@@ -46,8 +49,9 @@ def test_lenco_refusal_before_money_moved_fails_over_to_the_sandbox_and_pays_onc
     )
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert transfers_of(order) == [
@@ -79,12 +83,14 @@ def test_lenco_5xx_on_the_post_never_fails_over_and_is_settled_by_reference(
         fixture("lenco", "v1_transfer_successful.json"), content_type=JSON
     )
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     transfer = Transfer.objects.get(order=order)
     assert (transfer.psp, transfer.status, transfer.sends) == ("lenco", TransferStatus.CREATED, 1)
 
-    status = tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+
+    status = Transfer.objects.get(pk=transfer.pk).status
 
     order.refresh_from_db()
     assert status == TransferStatus.SUCCEEDED
@@ -114,14 +120,14 @@ def test_lenco_timeout_on_the_post_never_fails_over_and_resends_the_same_referen
         fixture("lenco", "v1_not_found.json"), status=400, content_type=JSON
     )
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     first = Transfer.objects.get(order=order)
     assert (first.status, first.sends) == (TransferStatus.CREATED, 1)
     # The worker comes back once the first send's lease has run out (no second send while it may be live).
     Transfer.objects.filter(pk=first.pk).update(last_sent_at=timezone.now() - services.SEND_LEASE)
 
-    tasks.transfer_check(transfer_pk=first.pk)
+    workflow.payout_step(transfer_pk=first.pk)
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.PENDING)]
@@ -141,11 +147,11 @@ def test_lenco_unreachable_past_the_review_window_goes_to_review_not_to_another_
         fixture("lenco", "gateway_502.html"), status=502, content_type="text/html"
     )
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     Transfer.objects.filter(order=order).update(created_at=timezone.now() - timedelta(minutes=16))
 
-    tasks.transfer_check(transfer_pk=Transfer.objects.get(order=order).pk)
+    workflow.payout_step(transfer_pk=Transfer.objects.get(order=order).pk)
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.UNKNOWN)]
@@ -162,8 +168,9 @@ def test_lenco_recipient_invalid_refusal_cancels_without_trying_another_psp(
     )
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.REJECTED)]
@@ -180,8 +187,9 @@ def test_order_exclude_psps_keeps_the_payout_away_from_an_excluded_psp(
 ) -> None:
     order = accepted_order(exclude_psps=["lenco"])
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert transfers_of(order) == [("sandbox", 1, "pn-559028af6e154b21bab5052a248db249-1", "succeeded")]
@@ -197,8 +205,9 @@ def test_refusal_does_not_fail_over_to_a_psp_the_order_excludes(
     )
     order = accepted_order(exclude_psps=["sandbox"])
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert transfers_of(order) == [("lenco", 1, LENCO_REF_1, TransferStatus.REJECTED)]

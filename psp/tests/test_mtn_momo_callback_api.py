@@ -11,10 +11,11 @@ import pytest
 from django.test import Client
 from pytest_httpserver import HTTPServer
 
+from orders import workflow
 from orders.models import OrderStatus
 from psp import registry
 from psp.models import Transfer, TransferStatus, WebhookEvent
-from psp.tests.helpers import JSON, fixture, paying_transfer
+from psp.tests.helpers import JSON, fixture, paying_transfer, run_lane
 
 pytestmark = pytest.mark.django_db
 REF = "c29dd208-1b11-40ce-abd0-12c5470becab"  # the MTN fixtures' externalId
@@ -58,6 +59,7 @@ def test_callback_is_stored_and_the_transfer_re_read_from_mtn(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = callback(client, body)
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert (response.status_code, response.json()["message"]) == (200, "Received")
     event = WebhookEvent.objects.get()
@@ -66,7 +68,7 @@ def test_callback_is_stored_and_the_transfer_re_read_from_mtn(
         REF,
         "transfer.successful",
         True,
-        "checked:succeeded",
+        "read_due",
     )
     assert event.body == body.decode()
     transfer.refresh_from_db()
@@ -92,11 +94,12 @@ def test_callback_saying_successful_does_not_win_over_mtns_failed_status(
 
     with django_capture_on_commit_callbacks(execute=True):
         callback(client, fixture("mtn_momo", "callback_successful.json"))
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     transfer.refresh_from_db()
     assert (transfer.status, transfer.failure_reason) == (TransferStatus.FAILED, "recipient_invalid")
     assert (transfer.order.status, transfer.order.cancel_reason) == (OrderStatus.CANCELLED, "PAYEE_NOT_FOUND")
-    assert WebhookEvent.objects.get().outcome == "checked:failed"
+    assert WebhookEvent.objects.get().outcome == "read_due"
 
 
 def test_callback_delivered_as_put_is_accepted_like_a_post(
@@ -109,6 +112,7 @@ def test_callback_delivered_as_put_is_accepted_like_a_post(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = callback(client, fixture("mtn_momo", "callback_successful.json"), method="PUT")
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert response.status_code == 200
     transfer.refresh_from_db()
@@ -126,6 +130,7 @@ def test_repeated_callback_is_stored_once_and_mtn_asked_once(
 
     with django_capture_on_commit_callbacks(execute=True):
         messages = [callback(client, body).json()["message"] for _ in range(2)]
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert messages == ["Received", "Duplicate event"]
     assert [request.path for request, _ in momo.log].count(STATUS_PATH) == 1
@@ -139,6 +144,7 @@ def test_callback_for_a_reference_the_node_never_sent_changes_nothing(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = callback(client, b'{"status": "SUCCESSFUL"}', reference=other)
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert response.status_code == 200
     assert WebhookEvent.objects.get().outcome == "no_such_transfer"
@@ -155,7 +161,6 @@ def test_callback_without_a_valid_reference_is_401(momo: HTTPServer, client: Cli
 
 def test_transfer_mtn_took_but_does_not_show_yet_keeps_polling_until_mtn_answers(momo: HTTPServer) -> None:
     """MTN answered 202 to the transfer; a read two seconds later says 404 (its propagation lag)."""
-    from psp import tasks
 
     transfer = paying_transfer(psp="mtn_momo", reference=REF, amount="15")
     reads = iter([("not_found.json", 404), ("transfer_successful.json", 200)])
@@ -168,12 +173,12 @@ def test_transfer_mtn_took_but_does_not_show_yet_keeps_polling_until_mtn_answers
 
     momo.expect_request(STATUS_PATH, method="GET").respond_with_handler(lagging)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     transfer.refresh_from_db()
     assert (transfer.status, transfer.order.status) == (TransferStatus.PENDING, OrderStatus.PAYING)
 
-    tasks.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     transfer.refresh_from_db()
     assert (transfer.status, transfer.order.status) == (TransferStatus.SUCCEEDED, OrderStatus.PAID)

@@ -11,15 +11,22 @@ from django.utils import timezone
 from django_fsm_log.models import StateLog
 from pytest_httpserver import HTTPServer
 
-from orders import locks as order_locks
 from orders import services as order_services
 from orders.models import Order, OrderStatus
-from psp import services
+from orders.services import payout as payout_services
 from psp.base import AccountName, Recipient
 from psp.models import Transfer, TransferStatus
 from psp.names import bank_name_key, person_names_match
 from psp.sandbox import SandboxAdapter
-from psp.tests.helpers import JSON, LENCO_REF_1, SANDBOX_REF_1, accepted_order, fixture, transfers_of
+from psp.tests.helpers import (
+    JSON,
+    LENCO_REF_1,
+    SANDBOX_REF_1,
+    accepted_order,
+    fixture,
+    run_lane,
+    transfers_of,
+)
 
 pytestmark = pytest.mark.django_db
 RESOLVE = "/v1/resolve"
@@ -89,8 +96,9 @@ def test_name_check_off_pays_without_resolving(
     monkeypatch.setattr(SandboxAdapter, "resolve_account", refuse)
     order = accepted_order(account_identifier="0123458888")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
@@ -102,8 +110,9 @@ def test_warn_logs_a_name_mismatch_and_pays(
     settings.PAYOUT_NAME_CHECK = "warn"
     order = accepted_order(account_identifier="0123458888")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
@@ -118,7 +127,7 @@ def test_hold_moves_an_accepted_order_with_a_mismatched_name_to_held_without_a_t
     order = accepted_order(account_identifier="0123458888")
     before = timezone.now()
 
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.HELD
@@ -141,8 +150,9 @@ def test_hold_pays_when_the_names_match_case_accent_and_order_insensitively(
     )
     order = accepted_order(account_name="okafor  Adaéze")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAYING
@@ -166,8 +176,9 @@ def test_psp_unavailable_during_the_check_warns_and_pays_in_warn_mode(
     )
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAYING
@@ -182,7 +193,7 @@ def test_psp_unavailable_during_the_check_holds_in_hold_mode(settings: Any, lenc
     )
     order = accepted_order()
 
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.HELD
@@ -197,7 +208,7 @@ def test_account_unknown_to_the_psp_holds_in_hold_mode(settings: Any, lenco_only
     )
     order = accepted_order()
 
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
 
     order.refresh_from_db()
     assert order.status == OrderStatus.HELD
@@ -211,7 +222,7 @@ def test_the_account_is_resolved_before_the_order_is_locked(
 ) -> None:
     settings.PAYOUT_NAME_CHECK = "warn"
     events: list[str] = []
-    real_lock, real_resolve = order_locks.lock_order, SandboxAdapter.resolve_account
+    real_lock, real_resolve = payout_services.order_lock, SandboxAdapter.resolve_account
 
     def lock(order_pk: int) -> Any:
         events.append("lock")
@@ -222,10 +233,10 @@ def test_the_account_is_resolved_before_the_order_is_locked(
         return real_resolve(self, recipient=recipient, currency=currency)
 
     order = accepted_order()
-    monkeypatch.setattr(order_locks, "lock_order", lock)
+    monkeypatch.setattr(payout_services, "order_lock", lock)
     monkeypatch.setattr(SandboxAdapter, "resolve_account", resolve)
 
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
 
     assert events == ["resolve", "lock"]
     assert transfers_of(order) == [("sandbox", 1, SANDBOX_REF_1, TransferStatus.CREATED)]
@@ -247,7 +258,7 @@ def test_order_cancelled_while_the_name_is_resolved_is_not_paid(
     monkeypatch.setattr(SandboxAdapter, "resolve_account", resolve_while_staff_cancel)
 
     with pytest.raises(order_services.OrderTransitionNotAllowed):
-        services.payout_start(order_pk=order.pk)
+        order_services.order_start_payout(order_pk=order.pk)
 
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, "Cancelled by ops")
@@ -261,8 +272,9 @@ def test_held_order_approved_by_staff_is_paid_despite_a_mismatch(
     order = accepted_order(account_identifier="0123458888")
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.HELD)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID

@@ -51,11 +51,11 @@ from balances import services as balance_services
 from balances.models import Balance, LedgerEntry
 from orders import services as order_services
 from orders import tasks as order_tasks
+from orders import workflow
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.factories import OrderFactory
 from provision import queue
 from psp import registry, webhooks
-from psp import services as psp_services
 from psp.base import (
     AccountName,
     DuplicateReference,
@@ -269,13 +269,13 @@ class PayoutMachine(RuleBasedStateMachine):
     @initialize(data=st.data())
     def the_worker_starts_the_payout(self, data: st.DataObject) -> None:
         self._use(data)
-        self._run(lambda: psp_services.payout_start(order_pk=self.order_pk))
+        self._run(lambda: order_services.order_start_payout(order_pk=self.order_pk))
 
     @precondition(lambda self: self._order_status() == OrderStatus.ACCEPTED)
     @rule(data=st.data())
     def the_worker_starts_the_payout_again(self, data: st.DataObject) -> None:
         self._use(data)
-        self._run(lambda: psp_services.payout_start(order_pk=self.order_pk))
+        self._run(lambda: order_services.order_start_payout(order_pk=self.order_pk))
 
     @precondition(lambda self: bool(self.queued))
     @rule(data=st.data(), delivery=st.sampled_from(["once", "again_later", "racing", "racing", "lost"]))
@@ -306,7 +306,7 @@ class PayoutMachine(RuleBasedStateMachine):
         self.clock[0] += timedelta(seconds=later)
         self._use(data)
         transfer = data.draw(st.sampled_from(self._transfers()))
-        self._run(lambda: psp_services.transfer_check(transfer_pk=transfer.pk))
+        self._run(lambda: workflow.payout_step(transfer_pk=transfer.pk))
 
     @precondition(lambda self: any(p.status == "pending" for p in self.world.payouts.values()))
     @rule(data=st.data())

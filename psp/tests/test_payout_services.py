@@ -12,6 +12,8 @@ from pytest_httpserver import HTTPServer
 
 from balances import selectors as balance_selectors
 from balances.models import EntryKind, LedgerEntry
+from orders import services as order_services
+from orders import workflow
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.factories import OrderFactory
 from psp import registry, services
@@ -37,9 +39,9 @@ def accepted_order(account: str = "0123456789", **fields: Any) -> Order:
 
 
 def pay(order: Order) -> Transfer:
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
     transfer = Transfer.objects.get(order=order)
-    services.transfer_send(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
     transfer.refresh_from_db()
     order.refresh_from_db()
     return transfer
@@ -108,7 +110,7 @@ def test_pending_payout_reports_pending_and_is_settled_by_polling(settings: Any)
     assert (transfer.status, order.status) == (TransferStatus.PENDING, OrderStatus.PAYING)
     assert fulfil_statuses(order) == ["pending"]
     SandboxPayout.objects.update(complete_at=timezone.now() - timedelta(seconds=1))
-    services.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
     assert fulfil_statuses(order) == ["pending", "success"]
@@ -126,7 +128,7 @@ def test_held_order_past_its_approval_deadline_is_not_paid_when_the_sweep_is_lat
     payer = User.objects.create_user(username="paul", is_staff=True)
 
     with pytest.raises(order_services.OrderTransitionNotAllowed) as refused:
-        services.payout_start(order_pk=order.pk, actor=payer)
+        order_services.order_start_payout(order_pk=order.pk, actor=payer)
 
     order.refresh_from_db()
     assert refused.value.code == "hold_expired"
@@ -141,12 +143,12 @@ def test_held_order_past_its_approval_deadline_is_not_paid_when_the_sweep_is_lat
 
 def test_payout_cannot_start_twice() -> None:
     order = accepted_order()
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
 
     from orders.services import OrderTransitionNotAllowed
 
     with pytest.raises(OrderTransitionNotAllowed):
-        services.payout_start(order_pk=order.pk)
+        order_services.order_start_payout(order_pk=order.pk)
 
     assert Transfer.objects.filter(order=order).count() == 1
 
@@ -155,7 +157,7 @@ def test_database_refuses_a_second_live_transfer_for_an_order() -> None:
     from django.db import IntegrityError, transaction
 
     order = accepted_order()
-    services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Transfer.objects.create(
@@ -186,8 +188,8 @@ def test_lenco_payouts_of_orders_whose_ids_differ_only_in_case_or_dashes_both_st
     settings.PSP = ["lenco"]
     order, other = accepted_order(order_id=ORDER_UUID), accepted_order(order_id=other_id)
 
-    services.payout_start(order_pk=order.pk)
-    services.payout_start(order_pk=other.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=other.pk)
 
     order.refresh_from_db()
     other.refresh_from_db()
@@ -219,8 +221,8 @@ def test_timeout_after_the_psp_committed_never_pays_twice(committing_psp: type[C
 
     transfer = pay(order)
     assert (transfer.status, transfer.sends) == (TransferStatus.CREATED, 1)
-    services.transfer_send(transfer_pk=transfer.pk)  # a retry asks about the reference first
-    services.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)  # a retry asks about the reference first
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     order.refresh_from_db()
     assert committing_psp.sends == 1
@@ -240,5 +242,5 @@ def test_unknown_answer_goes_to_review_and_is_not_retried(monkeypatch: pytest.Mo
     transfer = pay(order)
 
     assert (transfer.status, order.status) == (TransferStatus.UNKNOWN, OrderStatus.NEEDS_REVIEW)
-    assert services.transfers_due_for_check(now=timezone.now() + timedelta(days=1)) == []
+    assert services.transfers_due(now=timezone.now() + timedelta(days=1)) == []
     assert balance_selectors.balance_get(currency="NGN").reserved == order.amount

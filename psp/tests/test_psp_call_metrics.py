@@ -9,6 +9,8 @@ import pytest
 from prometheus_client import REGISTRY
 from pytest_httpserver import HTTPServer
 
+from orders import services as order_services
+from orders import workflow
 from provision import metrics
 from psp import registry, services
 from psp.base import PayoutRequest, PayoutResult
@@ -32,9 +34,11 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 
 
 def start_and_send(order_pk: int) -> Transfer:
-    services.payout_start(order_pk=order_pk)
+    order_services.order_start_payout(order_pk=order_pk)
     transfer = Transfer.objects.get(order_id=order_pk)
-    return services.transfer_send(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
+    transfer.refresh_from_db()
+    return transfer
 
 
 def test_sandbox_payout_records_one_successful_initiate_payout(calls: list[tuple[str, str, str]]) -> None:
@@ -72,7 +76,7 @@ def test_lenco_outage_then_look_up_is_recorded_as_unavailable_then_ok(
     order = accepted_order()
     transfer = start_and_send(order.pk)
 
-    services.transfer_check(transfer_pk=transfer.pk)
+    workflow.payout_step(transfer_pk=transfer.pk)
 
     assert calls == [("lenco", "initiate_payout", "unavailable"), ("lenco", "get_payout", "ok")]
 

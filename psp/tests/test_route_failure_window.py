@@ -10,11 +10,12 @@ import pytest
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
 
+from orders import services as order_services
 from orders.models import OrderStatus
 from orders.tests.factories import OrderFactory
 from psp import health, services
 from psp.models import Transfer, TransferStatus
-from psp.tests.helpers import SANDBOX_REF_1, accepted_order, transfers_of
+from psp.tests.helpers import SANDBOX_REF_1, accepted_order, run_lane, transfers_of
 
 pytestmark = pytest.mark.django_db
 
@@ -100,8 +101,9 @@ def test_failing_psp_is_skipped_by_payout_start_for_the_next_one(
     recent_transfers("lenco", F, F, F, S, S)
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     order.refresh_from_db()
     assert transfers_of(order) == [("sandbox", 1, SANDBOX_REF_1, TransferStatus.SUCCEEDED)]

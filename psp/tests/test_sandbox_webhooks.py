@@ -18,11 +18,12 @@ from django_q.models import Schedule
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from orders import services as order_services
 from orders.models import OrderStatus
-from psp import sandbox, services, tasks
+from psp import sandbox, tasks
 from psp.base import PayoutRequest, Recipient
 from psp.models import SandboxPayout, Transfer, TransferStatus, WebhookEvent
-from psp.tests.helpers import SANDBOX_REF_1, accepted_order
+from psp.tests.helpers import SANDBOX_REF_1, accepted_order, run_lane
 
 pytestmark = pytest.mark.django_db
 SECRET = "sandbox-test-webhook-secret"
@@ -61,8 +62,9 @@ def test_final_sandbox_payout_posts_a_signed_event_after_commit(
 ) -> None:
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     [(request, _)] = node_hook.log
     body = request.get_data()
@@ -109,8 +111,8 @@ def test_sandbox_webhook_through_the_view_is_stored_and_settles_the_pending_tran
 ) -> None:
     settings.SANDBOX_LATENCY_SECONDS = 3600
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     payout = SandboxPayout.objects.get()
     assert node_hook.log == []
     schedule = Schedule.objects.get(name=f"sandbox_webhook:{payout.pk}")
@@ -125,6 +127,7 @@ def test_sandbox_webhook_through_the_view_is_stored_and_settles_the_pending_tran
 
     with django_capture_on_commit_callbacks(execute=True):
         response = replay(client, sent)
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert (response.status_code, response.json()["message"]) == (200, "Received")
     event = WebhookEvent.objects.get()
@@ -133,7 +136,7 @@ def test_sandbox_webhook_through_the_view_is_stored_and_settles_the_pending_tran
         "transfer.successful",
         SANDBOX_REF_1,
         True,
-        "checked:succeeded",
+        "read_due",
     )
     assert event.body == sent.get_data().decode()
     order.refresh_from_db()
@@ -147,8 +150,8 @@ def test_same_sandbox_webhook_twice_is_stored_once(
     node_hook: HTTPServer, client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     [(sent, _)] = node_hook.log
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -163,8 +166,8 @@ def test_badly_signed_sandbox_webhook_is_401_and_changes_nothing(
 ) -> None:
     settings.SANDBOX_LATENCY_SECONDS = 3600
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     SandboxPayout.objects.update(complete_at=timezone.now() - timedelta(seconds=1))
     tasks.sandbox_webhook_send(payout_pk=SandboxPayout.objects.get().pk)
     [(sent, _)] = node_hook.log
@@ -182,8 +185,9 @@ def test_no_webhook_is_sent_when_no_url_is_configured(
     settings.SANDBOX_WEBHOOK_URL = ""
     order = accepted_order()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     assert tasks.sandbox_webhook_send(payout_pk=SandboxPayout.objects.get().pk) == "disabled"
     assert not Schedule.objects.filter(name__startswith="sandbox_webhook:").exists()
@@ -195,8 +199,9 @@ def test_stuck_sandbox_payout_sends_no_webhook(
 ) -> None:
     order = accepted_order(account_identifier="0123459999")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+
+    run_lane()
 
     assert node_hook.log == []
     assert not Schedule.objects.filter(name__startswith="sandbox_webhook:").exists()
@@ -209,8 +214,8 @@ def test_refused_delivery_is_retried_later_then_abandoned(
     settings.SANDBOX_WEBHOOK_URL = httpserver.url_for(HOOK_PATH)
     httpserver.expect_request(HOOK_PATH, method="POST").respond_with_data("nope", status=500)
     order = accepted_order()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.payout_start(order_pk=order.pk)
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
     payout = SandboxPayout.objects.get()
     schedule = Schedule.objects.get(name=f"sandbox_webhook:{payout.pk}")
     assert ast.literal_eval(schedule.kwargs) == {"payout_pk": payout.pk, "attempt": 2}

@@ -16,6 +16,7 @@ from orders.tests.factories import OrderFactory
 from psp import registry
 from psp.clients.lenco import webhook_signature
 from psp.models import Transfer, TransferStatus, WebhookEvent
+from psp.tests.helpers import run_lane
 
 pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent / "fixtures" / "lenco"
@@ -85,6 +86,7 @@ def test_signed_webhook_is_stored_and_the_transfer_re_read_from_lenco(
 
     with django_capture_on_commit_callbacks(execute=True):
         response = post_webhook(client, body, webhook_signature(body=body, api_key=API_KEY))
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert response.status_code == 200
     transfer.refresh_from_db()
@@ -92,7 +94,7 @@ def test_signed_webhook_is_stored_and_the_transfer_re_read_from_lenco(
     assert transfer.status == TransferStatus.SUCCEEDED
     assert transfer.order.status == OrderStatus.PAID
     event = WebhookEvent.objects.get()
-    assert (event.signature_valid, event.reference, event.outcome) == (True, REFERENCE, "checked:succeeded")
+    assert (event.signature_valid, event.reference, event.outcome) == (True, REFERENCE, "read_due")
 
 
 def test_same_webhook_three_times_is_processed_once(
@@ -107,6 +109,7 @@ def test_same_webhook_three_times_is_processed_once(
 
     with django_capture_on_commit_callbacks(execute=True):
         answers = [post_webhook(client, body, signature).json()["message"] for _ in range(3)]
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     assert answers == ["Received", "Duplicate event", "Duplicate event"]
     assert WebhookEvent.objects.count() == 1
@@ -146,6 +149,7 @@ def test_the_psp_answer_is_kept_on_the_transfer_with_the_account_masked(
 
     with django_capture_on_commit_callbacks(execute=True):
         post_webhook(client, body, webhook_signature(body=body, api_key=API_KEY))
+    run_lane()  # the payout lane reads the transfer the webhook made due
 
     transfer.refresh_from_db()
     stored: Any = transfer.last_response

@@ -28,10 +28,10 @@ def _line(currency: str, balance: Balance) -> str:
 
 
 class Command(BaseCommand):
-    help = "show | set | credit | adjust | verify | sync balances (set/credit/adjust need --reason, --actor)."
+    help = "show | set | credit | adjust | verify balances (set/credit/adjust need --reason, --actor)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["show", "set", "credit", "adjust", "verify", "sync"])
+        parser.add_argument("action", choices=["show", "set", "credit", "adjust", "verify"])
         parser.add_argument("--currency")
         parser.add_argument("--amount")
         parser.add_argument("--reason", default="")
@@ -39,11 +39,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
-        if action == "sync":
-            from orders import tasks
-
-            self.stdout.write(f"synced {tasks.balances_sync()} PSP balance reading(s)")
-            return
         if action == "verify":
             problems = services.balance_verify()
             for line in problems:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orders import outbox
+from orders import services
 from orders.models import OutboxMessage, OutboxStatus
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if action in {"replay", "abandon"}:
             if not OutboxMessage.objects.filter(pk=options["message_id"]).exists():
                 raise CommandError(f"no outbox row {options['message_id']}")
-            func = outbox.outbox_replay if action == "replay" else outbox.outbox_abandon
+            func = services.outbox_replay if action == "replay" else services.outbox_abandon
             message = func(message_id=options["message_id"])
             self.stdout.write(f"{message.pk} {message.dedupe_key} -> {message.status}")
             return

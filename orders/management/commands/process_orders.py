@@ -1,4 +1,6 @@
-"""One pass of the order pipeline, run here and now (the worker's minute sweep queues the same work)."""
+"""One pass of the node's work, run here and now, in this process: what the worker's minute sweep queues
+(expire, decide/accept, settle accepts, deliver the outbox) and what the payout lane would find due
+(start payouts, send and read transfers). For a node whose worker or payout lane is down."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from orders import services, tasks
+from orders import payout_lane, services, tasks
 
 
 class Command(BaseCommand):
     help = (
-        "One pass of the pipeline in this process: expire, decide/accept, start payouts, check transfers, "
-        "deliver the outbox."
+        "One pass in this process: expire, decide/accept, settle accepts, deliver the outbox, start payouts, "
+        "send and read transfers."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -25,4 +27,5 @@ class Command(BaseCommand):
         for task in tasks.due_work(now=now, received_late_after=timedelta(0)):
             import_string(task.func)(**task.kwargs)
             counts[task.func.rsplit(".", 1)[-1]] += 1
+        counts["payout_lane_items"] = payout_lane.run_due_once()
         self.stdout.write(" ".join(f"{name}={value}" for name, value in counts.items()))

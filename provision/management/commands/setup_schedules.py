@@ -16,10 +16,11 @@ class Command(BaseCommand):
 
         wanted = {
             "sweep": ("orders.tasks.sweep", max(1, settings.ORDER_POLL_INTERVAL // 60)),
-            "balances_sync": ("orders.tasks.balances_sync", max(1, settings.BALANCE_SYNC_INTERVAL // 60)),
             "purge_used_signatures": ("orders.tasks.purge_used_signatures", 60),
             "purge_task_results": ("orders.tasks.purge_task_results", 60),
         }
+        # The balance sync is the payout lane's (a PSP call); a schedule left by an older version goes.
+        Schedule.objects.filter(name="balances_sync").delete()
         for name, (func, minutes) in wanted.items():
             Schedule.objects.update_or_create(
                 name=name,

@@ -1,116 +1,37 @@
-"""The outbox: calls the node owes the aggregator, stored with the state change that implies them.
+"""Delivering the outbox: claim due rows, call the aggregator with no lock held, record the answer.
 
-Writing (``outbox_enqueue*``) happens inside the caller's transaction, and so does the one kick to the
-worker that the transaction needs (``provision.queue``); an order's own pipeline delivers its rows
-itself. Delivery (``outbox_deliver_due``) claims due rows with ``skip_locked`` and a lease, commits, calls
-the aggregator with no lock held, then records the answer in a new transaction. A crash between
-the two leaves the lease to expire and the row is sent again: at-least-once, and every call we make is
-idempotent on the aggregator's side (same txId, same reason).
+A claim takes due rows with ``skip_locked`` and a lease and commits; the call is made; the answer is
+recorded in a new transaction. A crash between the two leaves the lease to expire and the row is sent
+again: at-least-once, and every call the node makes is idempotent on the aggregator's side (same txId,
+same reason). An order's rows go out in order (fulfil ``pending`` before ``success``).
 
 Retries: exponential backoff with full jitter, capped at ``OUTBOX_BACKOFF_CAP`` seconds, forever, until
-the aggregator answers definitively (2xx, or a 4xx other than 429). Final refusals stay visible to ops
-(status ``refused``) and can be replayed or abandoned (``manage.py outbox``, admin).
+the aggregator answers definitively (2xx, or a 4xx other than 429).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from orders import locks
+from balances import selectors as balance_selectors
+from balances.money import to_wire
 from orders.clients.aggregator import AggregatorClient, AggregatorConfig, AggregatorError
-from orders.models import Order, OutboxKind, OutboxMessage, OutboxStatus
-from provision import queue
-from provision.compiled import Lookup
+from orders.models import OutboxKind, OutboxMessage, OutboxStatus
+from orders.services import common
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 BACKOFF_BASE_SECONDS = 1.0
-
-
-def _kick(at: datetime | None = None) -> None:
-    """One delivery run per transaction, queued with it (``provision.queue``); none while a pipeline runs,
-    unless the row is not due yet (``at``): the pipeline will be gone by then, so that run is queued."""
-    queue.enqueue(
-        "orders.tasks.outbox_deliver_due",
-        task_name="outbox_deliver_due" if at is None else "outbox_deliver_later",
-        deferrable=at is None,
-        once_per_transaction=True,
-        at=at,
-        q_options={"ack_failure": True},
-    )
-
-
-_by_dedupe_key = Lookup(lambda: OutboxMessage.objects.all(), field="dedupe_key")  # provision.compiled
-
-
-def outbox_enqueue(
-    *,
-    kind: str,
-    dedupe_key: str,
-    path: str,
-    payload: Mapping[str, object],
-    order: Order | None = None,
-    delay: timedelta | None = None,
-    absent: bool = False,
-) -> OutboxMessage:
-    """Store a call for delivery (idempotent on ``dedupe_key``). Must run inside the caller's transaction,
-    which holds the order's row lock when ``order`` is given. ``delay``: not to be sent before then.
-    ``absent``: the caller has just checked, under that lock, that no row has this key."""
-    if not absent:
-        existing = _by_dedupe_key.first(dedupe_key)
-        if existing is not None:
-            logger.debug("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})  # routine: coalescing
-            return existing
-    due_at = timezone.now() + delay if delay else None
-    fields: dict[str, object] = {
-        "kind": kind,
-        "dedupe_key": dedupe_key,
-        "path": path,
-        "payload": dict(payload),
-        "order": order,
-    }
-    if due_at is not None:
-        fields["next_attempt_at"] = due_at
-    if order is not None:
-        # Every writer of an order's rows holds the order's row lock, so no other transaction can insert
-        # this key meanwhile: no savepoint needed (a violation would still fail the whole transaction).
-        message = OutboxMessage.objects.create(**fields)
-    else:
-        try:
-            with transaction.atomic():
-                message = OutboxMessage.objects.create(**fields)
-        except IntegrityError:
-            return OutboxMessage.objects.get(dedupe_key=dedupe_key)
-    _kick(at=due_at)
-    return message
-
-
-def outbox_keys_present(keys: list[str]) -> set[str]:
-    """Which of these dedupe keys already have a row (one query)."""
-    return set(OutboxMessage.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", flat=True))
-
-
-def outbox_enqueue_balance_report(*, currency: str) -> OutboxMessage:
-    """Coalesced: at most one pending balance report per currency, sent ``BALANCE_REPORT_DELAY`` seconds
-    after the first change it covers; its figures are read when it is sent."""
-    delay = settings.BALANCE_REPORT_DELAY
-    return outbox_enqueue(
-        kind=OutboxKind.BALANCES,
-        dedupe_key=f"balances:{currency}:pending",
-        path="balances",
-        payload={"currency": currency},
-        delay=timedelta(seconds=delay) if delay else None,
-    )
 
 
 def _backoff(attempts: int, retry_after: float | None) -> timedelta:
@@ -130,7 +51,8 @@ def _claim(now: datetime, *, kind: str | None = None) -> OutboxMessage | None:
     )
     with transaction.atomic():
         message = (
-            locks.outbox_locked()
+            OutboxMessage.objects.select_for_update(of=("self",), skip_locked=True)
+            .order_by("pk")
             .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
             .filter(Q(order__isnull=True) | ~Exists(earlier_pending))
             .filter(**({"kind": kind} if kind else {}))
@@ -147,9 +69,6 @@ def _claim(now: datetime, *, kind: str | None = None) -> OutboxMessage | None:
 def _payload_for(message: OutboxMessage) -> dict[str, object]:
     if message.kind != OutboxKind.BALANCES:
         return dict(message.payload)
-    from balances import selectors as balance_selectors
-    from balances.money import to_wire
-
     currency = str(message.payload["currency"])
     balance = balance_selectors.balance_get(currency=currency)
     zero = type(balance.total)("0")
@@ -226,7 +145,7 @@ def _record_delivery(*, message: OutboxMessage, status_code: int) -> None:
     with transaction.atomic():
         order = None
         if message.order_id is not None and _reports_success(message):
-            order = locks.lock_order(message.order_id)
+            order = common.order_lock(message.order_id)
         changes: dict[str, object] = {
             "status": OutboxStatus.DELIVERED,
             "delivered_at": timezone.now(),
@@ -242,9 +161,7 @@ def _record_delivery(*, message: OutboxMessage, status_code: int) -> None:
             "outbox.delivered", extra={"dedupe_key": message.dedupe_key, "attempts": message.attempts}
         )
         if order is not None:
-            from orders import services as order_services
-
-            order_services.order_record_fulfil_reported_locked(order=order)
+            common.order_record_fulfil_reported_locked(order=order)
 
 
 def outbox_deliver_due(
@@ -278,7 +195,10 @@ def outbox_deliver_order(*, order_pk: int, client: AggregatorClient | None = Non
     left = False
     with transaction.atomic():
         due: list[OutboxMessage] = []
-        for message in locks.lock_pending_outbox_rows(order_pk):
+        pending = OutboxMessage.objects.select_for_update(of=("self",)).filter(
+            order_id=order_pk, status=OutboxStatus.PENDING
+        )
+        for message in pending.order_by("pk"):
             if message.next_attempt_at > now:
                 left = True
                 break
@@ -319,23 +239,3 @@ def outbox_next_due_at(*, order_pk: int | None = None) -> datetime | None:
     else:
         pending = pending.order_by("next_attempt_at")
     return pending.values_list("next_attempt_at", flat=True).first()
-
-
-@transaction.atomic
-def outbox_replay(*, message_id: int) -> OutboxMessage:
-    """Send a refused (or abandoned) row again from now."""
-    message = OutboxMessage.objects.select_for_update().get(pk=message_id)
-    message.status = OutboxStatus.PENDING
-    message.next_attempt_at = timezone.now()
-    message.save(update_fields=["status", "next_attempt_at"])
-    _kick()
-    return message
-
-
-@transaction.atomic
-def outbox_abandon(*, message_id: int) -> OutboxMessage:
-    """Stop trying to deliver a row (ops decision; recorded in its status)."""
-    message = OutboxMessage.objects.select_for_update().get(pk=message_id)
-    message.status = OutboxStatus.ABANDONED
-    message.save(update_fields=["status"])
-    return message

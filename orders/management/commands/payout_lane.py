@@ -1,0 +1,34 @@
+"""manage.py payout_lane: run the payout lane (every PSP call, many at once) until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from orders.payout_lane import PayoutLane
+
+
+class Command(BaseCommand):
+    help = "Run the payout lane: start due payouts, send and read transfers, sync PSP balances."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--threads", type=int, default=None, help="PSP calls in flight at once (PAYOUT_LANE_THREADS)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+
+        def request_stop(signum: int, frame: object) -> None:
+            stop.set()  # the loop finishes the calls in flight, then returns
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        threads = options["threads"] or settings.PAYOUT_LANE_THREADS
+        self.stdout.write(f"payout lane: {threads} threads, PSPs {', '.join(settings.PSP)}")
+        PayoutLane(threads=threads, poll=float(settings.PAYOUT_LANE_POLL)).run(stop)
+        self.stdout.write("payout lane stopped")

@@ -1,0 +1,170 @@
+"""The payout lane: every PSP call the node makes, many in flight at once, off the accept lane.
+
+A real PSP takes seconds per payout call. If those calls ran in the django-q2 worker that also accepts
+offers, the next order's accept would wait behind the previous order's PSP call, and throughput would be
+worker processes ÷ PSP latency. So PSP work runs here, in its own process (``manage.py payout_lane``):
+one loop claims due work from the database and hands each item to a pool of threads (``PAYOUT_LANE_
+THREADS``); each item is one call of a workflow function, in its own transactions, with no lock held
+over HTTP. Threads, not processes: the work is waiting on the network, and a thread costs a stack, not
+another interpreter's memory. The work, all of it already in the database (the queue is the tables):
+
+* accepted orders whose payout is due (``Order.payout_due_at``): ``workflow.payout_start``;
+* transfers due for a send or a read (``Transfer.next_check_at``): ``workflow.payout_step``. A webhook
+  makes its transfer due at once; otherwise reads back off (2 s, then a quarter of the transfer's age,
+  at most a minute);
+* each PSP's balances, every ``BALANCE_SYNC_INTERVAL`` seconds, retried after 2, 4, 8 ... s (at most a
+  minute apart) when a read fails: ``workflow.balances_sync_psp``.
+
+Claims take rows with ``SKIP LOCKED`` and a lease (``orders_claim_payout_due``, ``transfers_claim_due``),
+so several lanes on one PostgreSQL never work on the same row, and a lane that dies loses nothing: its
+leases run out and another lane (or this one, restarted) takes the rows again. A second send of a
+transfer is further kept out by its send lease (``psp.services``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+
+from orders import services as order_services
+from orders import workflow
+from provision.models import Heartbeat
+from psp import registry
+from psp import services as psp_services
+
+logger = logging.getLogger(__name__)
+
+BALANCE_RETRY_CAP_SECONDS = 60.0
+HEARTBEAT_EVERY_SECONDS = 5.0
+LANE = "payout_lane"
+
+
+@dataclass
+class BalanceTimer:
+    """When each PSP's balances are read next (in this process: a lane that restarts reads them at once)."""
+
+    due: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def due_now(self, now: float) -> list[str]:
+        return [adapter.name for adapter in registry.enabled() if self.due.get(adapter.name, 0.0) <= now]
+
+    def done(self, psp: str, *, ok: bool, now: float) -> None:
+        if ok:
+            self.failures.pop(psp, None)
+            self.due[psp] = now + settings.BALANCE_SYNC_INTERVAL
+            return
+        failures = self.failures.get(psp, 0) + 1
+        self.failures[psp] = failures
+        self.due[psp] = now + min(2.0**failures, BALANCE_RETRY_CAP_SECONDS, settings.BALANCE_SYNC_INTERVAL)
+
+
+def _run(work: Callable[[], object], what: str) -> None:
+    """One item of work in a pool thread: errors are logged (the item's lease makes it due again)."""
+    try:
+        work()
+    except Exception:
+        logger.exception("payout_lane.item_failed", extra={"item": what})
+    finally:
+        close_old_connections()  # this thread's connection, as a request's end would (CONN_MAX_AGE)
+
+
+def _start(order_pk: int) -> Callable[[], object]:
+    return lambda: workflow.payout_start(order_pk=order_pk)
+
+
+def _step(transfer_pk: int) -> Callable[[], object]:
+    return lambda: workflow.payout_step(transfer_pk=transfer_pk)
+
+
+def run_due_once(*, limit: int = 100) -> int:
+    """Claim and run what is due now, in this thread, one item after another (tests, ``process_orders``);
+    how many items ran."""
+    ran = 0
+    for order_pk in order_services.orders_claim_payout_due(limit=limit):
+        workflow.payout_start(order_pk=order_pk)
+        ran += 1
+    for transfer_pk in psp_services.transfers_claim_due(limit=limit):
+        workflow.payout_step(transfer_pk=transfer_pk)
+        ran += 1
+    return ran
+
+
+class PayoutLane:
+    """The loop: claim due work while threads are free, run it in the pool, wait ``poll`` when idle."""
+
+    def __init__(self, *, threads: int, poll: float) -> None:
+        self.threads = threads
+        self.poll = poll
+        self.balances = BalanceTimer()
+        self.in_flight: set[Future[None]] = set()
+        self.beat_at = 0.0
+
+    def _heartbeat(self) -> None:
+        """Tell readiness (``/health/ready``) this lane is alive, every few seconds."""
+        now = time.monotonic()
+        if now - self.beat_at < HEARTBEAT_EVERY_SECONDS:
+            return
+        self.beat_at = now
+        try:
+            Heartbeat.beat(LANE)
+        except DatabaseError:
+            logger.warning("payout_lane.heartbeat_failed")
+
+    def run(self, stop: threading.Event) -> None:
+        logger.info("payout_lane.started", extra={"threads": self.threads, "poll": self.poll})
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="payout") as pool:
+            while not stop.is_set():
+                self._heartbeat()
+                claimed = self._claim(pool)
+                if self.in_flight:
+                    _done, self.in_flight = wait(
+                        self.in_flight, timeout=0 if claimed else self.poll, return_when=FIRST_COMPLETED
+                    )
+                elif not claimed:
+                    stop.wait(self.poll)
+            logger.info("payout_lane.stopping", extra={"in_flight": len(self.in_flight)})
+            wait(self.in_flight)
+        close_old_connections()
+
+    def _claim(self, pool: ThreadPoolExecutor) -> int:
+        """Hand due work to free threads; how many items were handed out."""
+        free = self.threads - len(self.in_flight)
+        if free <= 0:
+            return 0
+        handed = 0
+        try:
+            now = time.monotonic()
+            for psp in self.balances.due_now(now)[:free]:
+                self.balances.due[psp] = now + BALANCE_RETRY_CAP_SECONDS  # not again while this one runs
+                self._submit(pool, self._sync_of(psp), f"balances:{psp}")
+                handed += 1
+            if free > handed:
+                for order_pk in order_services.orders_claim_payout_due(limit=free - handed):
+                    self._submit(pool, _start(order_pk), f"start:{order_pk}")
+                    handed += 1
+            if free > handed:
+                for transfer_pk in psp_services.transfers_claim_due(limit=free - handed):
+                    self._submit(pool, _step(transfer_pk), f"step:{transfer_pk}")
+                    handed += 1
+        except Exception:
+            logger.exception("payout_lane.claim_failed")  # the database is away: try again after a poll
+            close_old_connections()
+        return handed
+
+    def _submit(self, pool: ThreadPoolExecutor, work: Callable[[], object], what: str) -> None:
+        self.in_flight.add(pool.submit(_run, work, what))
+
+    def _sync_of(self, psp: str) -> Callable[[], None]:
+        def sync() -> None:
+            synced = workflow.balances_sync_psp(psp=psp)
+            self.balances.done(psp, ok=synced is not None, now=time.monotonic())
+
+        return sync

@@ -1,0 +1,99 @@
+"""The outbox: calls the node owes the aggregator, stored with the state change that implies them.
+
+``outbox_enqueue`` writes a row inside the caller's transaction and queues its delivery task in the same
+transaction (``provision.queue``: on the ORM broker the task is committed with the row, or not at all).
+Delivery is ``orders.services.delivery``. Final refusals stay visible to ops (status ``refused``) and
+can be replayed or abandoned (``manage.py outbox``, admin).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import Order, OutboxKind, OutboxMessage, OutboxStatus
+from provision import queue
+
+logger = logging.getLogger(__name__)
+
+
+def outbox_kick(*, order_pk: int | None) -> None:
+    """Queue the delivery of what is due: the order's rows in order, or every due row when ``order_pk``
+    is None. Inside the caller's transaction."""
+    if order_pk is None:
+        queue.enqueue("orders.tasks.outbox_deliver_due", task_name="outbox_deliver_due")
+    else:
+        queue.enqueue("orders.tasks.outbox_deliver_order", task_name=f"outbox:{order_pk}", order_pk=order_pk)
+
+
+def outbox_enqueue(
+    *,
+    kind: str,
+    dedupe_key: str,
+    path: str,
+    payload: Mapping[str, object],
+    order: Order | None = None,
+    delay: timedelta | None = None,
+) -> OutboxMessage:
+    """Store a call for delivery (idempotent on ``dedupe_key``) and queue its delivery. Runs inside the
+    caller's transaction, which holds the order's row lock when ``order`` is given. ``delay``: not to be
+    sent before then (the minute sweep, or a delivery run after it, sends it)."""
+    existing = OutboxMessage.objects.filter(dedupe_key=dedupe_key).first()
+    if existing is not None:
+        logger.debug("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})  # routine: coalescing
+        return existing
+    fields: dict[str, object] = {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "path": path,
+        "payload": dict(payload),
+        "order": order,
+    }
+    if delay:
+        fields["next_attempt_at"] = timezone.now() + delay
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent writer of the same key wins, we read it
+            message = OutboxMessage.objects.create(**fields)
+    except IntegrityError:
+        return OutboxMessage.objects.get(dedupe_key=dedupe_key)
+    if not delay:
+        outbox_kick(order_pk=order.pk if order is not None else None)
+    return message
+
+
+def outbox_enqueue_balance_report(*, currency: str) -> OutboxMessage:
+    """Coalesced: at most one pending balance report per currency, sent ``BALANCE_REPORT_DELAY`` seconds
+    after the first change it covers (0: at once); its figures are read when it is sent."""
+    delay = settings.BALANCE_REPORT_DELAY
+    return outbox_enqueue(
+        kind=OutboxKind.BALANCES,
+        dedupe_key=f"balances:{currency}:pending",
+        path="balances",
+        payload={"currency": currency},
+        delay=timedelta(seconds=delay) if delay else None,
+    )
+
+
+@transaction.atomic
+def outbox_replay(*, message_id: int) -> OutboxMessage:
+    """Send a refused (or abandoned) row again from now."""
+    message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+    message.status = OutboxStatus.PENDING
+    message.next_attempt_at = timezone.now()
+    message.save(update_fields=["status", "next_attempt_at"])
+    outbox_kick(order_pk=message.order_id)
+    return message
+
+
+@transaction.atomic
+def outbox_abandon(*, message_id: int) -> OutboxMessage:
+    """Stop trying to deliver a row (ops decision; recorded in its status)."""
+    message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+    message.status = OutboxStatus.ABANDONED
+    message.save(update_fields=["status"])
+    return message

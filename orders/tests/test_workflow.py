@@ -1,0 +1,218 @@
+"""An order's journey through the two lanes, with django-q2 unsynchronised (as in production): work is
+queued with the transaction that makes it necessary, and each queued task, and each payout-lane pass, is
+run here by hand to see exactly what each step does and queues.
+
+These tests read django-q2's ORM queue table (``OrmQ``, through its own accessors) to see what was
+queued: that the task is written in the business transaction is the property under test.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django_q.models import OrmQ, Schedule, Success
+
+from orders import payout_lane, services, tasks
+from orders.models import Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
+from orders.tests.conftest import AggregatorFake, accept_data
+from orders.tests.factories import OrderFactory, new_order_offer
+from provision import queue, request_context
+from psp.models import SandboxPayout
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def unsynced(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """django-q2 as in production: queued tasks wait in the ORM broker's table (django-q2 reads its
+    ``sync`` flag once, into ``Conf``, so the test sets it there too)."""
+    from django_q.conf import Conf
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
+    monkeypatch.setattr(Conf, "SYNC", False)
+    settings.PSP = ["sandbox"]
+
+
+def queued() -> list[tuple[str, dict[str, Any]]]:
+    return [(row.func(), row.kwargs()) for row in OrmQ.objects.order_by("id")]
+
+
+def run_queued() -> list[str]:
+    """Run every queued task once, oldest first, as the cluster would (what they queue waits)."""
+    rows = list(OrmQ.objects.order_by("id"))
+    OrmQ.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    for row in rows:
+        import_string(row.func())(**row.kwargs())
+    return [row.func() for row in rows]
+
+
+def offered_order(aggregator: AggregatorFake, *, fulfil_status: int = 200) -> Order:
+    """An order offered to the node, with the aggregator accepting it and answering fulfils and balances."""
+    order, _ = services.order_receive(offer=new_order_offer())
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 201, accept_data(order.order_id))
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", fulfil_status)
+    aggregator.on("/v1/provider/balances", 200)
+    return order
+
+
+def test_a_received_order_is_queued_with_the_transaction_that_stores_it(unsynced: None) -> None:
+    token = request_context.set_request_id("offer-request-1")
+    try:
+        order, created = services.order_receive(offer=new_order_offer())
+    finally:
+        request_context.reset_request_id(token)
+
+    assert created
+    assert queued() == [("orders.tasks.order_process", {"order_pk": order.pk})]
+    (row,) = OrmQ.objects.all()
+    assert row.task["request_id"] == "offer-request-1"  # the log correlation id travels with the task
+    assert services.order_receive(offer=new_order_offer()) == (order, False)
+    assert len(queued()) == 1  # a repeated offer queues nothing
+
+
+def test_a_task_queued_in_a_transaction_that_rolls_back_is_not_queued(unsynced: None) -> None:
+    seen_inside: list[object] = []
+
+    def business_write_that_fails() -> None:
+        with transaction.atomic():
+            queue.enqueue("orders.tasks.sweep", task_name="sweep")
+            seen_inside.extend(queued())  # written in this transaction, not by an on-commit hook
+            raise RuntimeError("the business write failed")
+
+    with pytest.raises(RuntimeError):
+        business_write_that_fails()
+
+    assert seen_inside == [("orders.tasks.sweep", {})]
+    assert queued() == []
+
+
+def test_an_order_goes_from_received_to_fulfilled_through_both_lanes_and_nothing_is_left(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order = offered_order(aggregator)
+
+    assert run_queued() == ["orders.tasks.order_process"]  # accept lane: decide and accept
+    order.refresh_from_db()
+    assert order.status == OrderStatus.ACCEPTED
+    assert order.payout_due_at is not None
+    assert payout_lane.run_due_once() == 2  # payout lane: start (a transfer due at once), then send it
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    run_queued()  # accept lane: deliver fulfil pending then success, and the balance reports
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FULFILLED
+    fulfils = [p["validationStatus"] for path, p in aggregator.calls if path.endswith("/fulfill")]
+    assert fulfils == ["pending", "success"]
+    assert SandboxPayout.objects.count() == 1
+    assert not OutboxMessage.objects.exclude(status=OutboxStatus.DELIVERED).exists()
+    assert payout_lane.run_due_once() == 0
+
+
+def test_an_accept_is_never_behind_a_payout_of_another_order(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    """The accept lane's task for an order makes no PSP call: the payout lane does them."""
+    first = offered_order(aggregator)
+    run_queued()
+    second, _ = services.order_receive(offer=new_order_offer("7f8a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b"))
+    aggregator.on(f"/v1/provider/orders/{second.order_id}/accept", 201, accept_data(second.order_id))
+
+    assert "orders.tasks.order_process" in run_queued()
+
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert (first.status, second.status) == (OrderStatus.ACCEPTED, OrderStatus.ACCEPTED)
+    assert SandboxPayout.objects.count() == 0  # no payout was sent by the accept lane
+
+
+def test_a_task_run_again_after_its_order_is_done_changes_nothing(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order = offered_order(aggregator)
+    run_queued()
+    calls = len(aggregator.calls)
+
+    assert tasks.order_process(order_pk=order.pk) == OrderStatus.ACCEPTED
+    assert len(aggregator.calls) == calls
+
+
+def test_when_the_aggregator_is_down_the_fulfil_stays_queued_and_a_retry_is_scheduled(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order = offered_order(aggregator, fulfil_status=503)
+    run_queued()
+    payout_lane.run_due_once()
+
+    run_queued()
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    pending = OutboxMessage.objects.get(order=order, dedupe_key__endswith=":pending")
+    assert (pending.status, pending.attempts) == (OutboxStatus.PENDING, 1)
+    retry = Schedule.objects.get(name="outbox_retry")
+    assert retry.func == "orders.tasks.outbox_deliver_due"
+    assert retry.next_run >= pending.next_attempt_at - timedelta(seconds=1)
+
+
+def test_successful_task_results_older_than_a_day_are_purged_and_newer_ones_kept(db: None) -> None:
+    now = timezone.now()
+    for name, age in (("old", timedelta(days=2)), ("new", timedelta(hours=1))):
+        Success.objects.create(
+            id=name * 4,
+            name=name,
+            func="orders.tasks.sweep",
+            started=now - age,
+            stopped=now - age,
+            success=True,
+        )
+
+    assert tasks.purge_task_results() == 1
+    assert list(Success.objects.values_list("name", flat=True)) == ["new"]
+
+
+def test_a_delayed_balance_report_covers_the_changes_made_while_it_waits(
+    unsynced: None, settings: Any
+) -> None:
+    settings.BALANCE_REPORT_DELAY = 5
+    before = timezone.now()
+    with transaction.atomic():
+        first = services.outbox_enqueue_balance_report(currency="NGN")
+    with transaction.atomic():
+        second = services.outbox_enqueue_balance_report(currency="NGN")
+
+    assert second.pk == first.pk  # one report for both changes
+    assert first.next_attempt_at >= before + timedelta(seconds=5)
+    assert queued() == []  # the sweep (or a later delivery run) sends it once due
+    assert services.outbox_deliver_due(kind=OutboxKind.BALANCES) == 0  # not yet
+
+
+def test_an_order_whose_pending_fulfil_fails_keeps_its_final_fulfil_untried_behind_it(
+    unsynced: None, aggregator: AggregatorFake
+) -> None:
+    order = OrderFactory.create()
+    with transaction.atomic():
+        for status in ("pending", "success"):
+            services.outbox_enqueue(
+                kind=OutboxKind.FULFIL,
+                dedupe_key=f"fulfil:{order.order_id}:{status}",
+                path=f"orders/{order.order_id}/fulfill",
+                payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": status},
+                order=order,
+            )
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
+
+    delivered = services.outbox_deliver_order(order_pk=order.pk)
+
+    assert (delivered.delivered, delivered.left) == (0, True)
+    pending, final = OutboxMessage.objects.filter(order=order).order_by("pk")
+    assert [p["validationStatus"] for _, p in aggregator.calls] == ["pending"]
+    assert (pending.attempts, pending.status) == (1, OutboxStatus.PENDING)
+    assert pending.next_attempt_at > timezone.now()  # backing off
+    assert (final.attempts, final.status) == (0, OutboxStatus.PENDING)  # never sent before the pending one

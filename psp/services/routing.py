@@ -1,0 +1,77 @@
+"""Which PSP may take a new payout: enabled, able to pay the currency and institution, and healthy.
+
+New payouts go only to PSPs that are healthy (``psp.health``: circuit breaker and failure-rate window);
+look-ups of transfers already at a PSP always go to their own PSP, whatever its health (never here).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from provision.errors import Conflict
+from psp import health, registry
+from psp.base import PspAdapter
+from psp.models import CircuitState, InstitutionMapping
+
+# PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code).
+NEEDS_MAPPING = {("lenco", "NGN")}
+
+
+class NoPspAvailable(Conflict):
+    code = "no_psp_available"
+
+
+def psp_institution_code(*, psp: str, institution: str) -> str:
+    """The PSP's own code for the aggregator's institution code ("" when unmapped or disabled)."""
+    row = InstitutionMapping.objects.filter(psp=psp, institution=institution, enabled=True).first()
+    return row.psp_code if row else ""
+
+
+def _able(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...]) -> list[PspAdapter]:
+    return [
+        adapter
+        for adapter in registry.enabled()
+        if adapter.name not in exclude
+        and adapter.supports(currency=currency, institution=institution)
+        and (
+            (adapter.name, currency) not in NEEDS_MAPPING
+            or psp_institution_code(psp=adapter.name, institution=institution)
+        )
+    ]
+
+
+def _healthy(able: list[PspAdapter], now: datetime | None) -> list[tuple[PspAdapter, health.PspHealth]]:
+    if not able:
+        return []
+    states = health.psp_health(psps=[adapter.name for adapter in able], now=now)
+    return [(adapter, states[adapter.name]) for adapter in able if states[adapter.name].takes_new_payouts]
+
+
+def route(
+    *,
+    currency: str,
+    institution: str,
+    exclude: list[str] | tuple[str, ...] = (),
+    now: datetime | None = None,
+) -> list[PspAdapter]:
+    """The adapters that may take a NEW payout, in routing order (excluded, unable and unhealthy PSPs
+    left out). Never used to look up an existing transfer."""
+    able = _able(currency=currency, institution=institution, exclude=exclude)
+    return [adapter for adapter, _state in _healthy(able, now)]
+
+
+def psp_payable(
+    *, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()
+) -> tuple[bool, bool]:
+    """(some enabled PSP can pay this at all, one of those takes new payouts now), in one routing pass."""
+    able = _able(currency=currency, institution=institution, exclude=exclude)
+    return bool(able), bool(_healthy(able, None))
+
+
+def psp_pick(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...]) -> PspAdapter:
+    """The PSP a new payout goes to: the first healthy one whose circuit lets it through (claiming a
+    recovering circuit's one probe). Raises NoPspAvailable."""
+    for adapter, state in _healthy(_able(currency=currency, institution=institution, exclude=exclude), None):
+        if state.circuit == CircuitState.CLOSED or health.circuit_claim_probe(psp=adapter.name):
+            return adapter
+    raise NoPspAvailable("No PSP can pay this order", currency=currency, institution=institution)
