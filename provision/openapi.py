@@ -344,11 +344,13 @@ class PspWebhookApiSchema(OpenApiViewExtension):
                 summary=f"A PSP's webhook ({method}): verified, stored raw, deduplicated, processed later",
                 description="The signature is the PSP's own scheme (e.g. X-Lenco-Signature, "
                 "X-Sandbox-Signature); MTN MoMo callbacks are unsigned (POST or PUT, our reference in "
-                "the path) and are re-read from the PSP before anything moves.",
+                "the path) and are re-read from the PSP before anything moves. A body nested deeper than "
+                "32 levels, not UTF-8, or holding a lone surrogate escape is refused with 400 "
+                "(`malformed_body`) and not stored.",
                 tags=["webhooks"],
                 parameters=[PSP_PARAMETER, REFERENCE_PARAMETER],
                 request={"application/json": ANY_JSON_OBJECT},
-                responses={200: WEBHOOK_ANSWER, **_errors(401, 404, 413, 429)},
+                responses={200: WEBHOOK_ANSWER, **_errors(400, 401, 404, 413, 429)},
             )
 
         methods = {name: described(name.upper()) for name in ("post", "put") if hasattr(_view(self), name)}
