@@ -179,8 +179,9 @@ class RequestSignatureScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "X-Request-Signature",
-            "description": "Lowercase hex HMAC-SHA256 of the raw body, keyed with the provider secret's "
-            "UTF-8 bytes (how the Go aggregator calls /new_order, /tx_status, /verify_account).",
+            "description": "Lowercase hex HMAC-SHA256 of the raw body bytes (not of a re-marshal), keyed "
+            "with the provider secret's UTF-8 bytes (how the Go aggregator calls /new_order, /tx_status, "
+            "/verify_account).",
         }
 
 
@@ -193,8 +194,10 @@ class HmacAuthorizationScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`HMAC <client_id>:<hex>`: HMAC-SHA256 of the Go-canonical body, which carries "
-            "an integer `timestamp` no older than HMAC_TIMESTAMP_AGE; each signature is accepted once.",
+            "description": "`HMAC <client_id>:<hex>`: HMAC-SHA256 of the body's bytes or, for bodies of "
+            "at most 8 KB nested at most 8 deep, of its Go-canonical re-marshal; the body carries an "
+            "integer `timestamp` no older than HMAC_TIMESTAMP_AGE; each signature is accepted once. "
+            "Every authentication failure is the same 401 `Authentication failed`.",
         }
 
 
