@@ -4,7 +4,7 @@ The views in ``orders.api``, ``psp.webhooks`` and ``provision.views`` stay as th
 describes them with drf-spectacular extensions, which the schema generator picks up by class path:
 
 * ``OpenApiAuthenticationExtension`` for the two aggregator authentication classes (``provision.auth``);
-* ``OpenApiSerializerFieldExtension`` for ``orders.api.AmountField`` (a decimal string);
+* ``OpenApiSerializerFieldExtension`` for ``orders.api.AmountField`` (a plain decimal string, its limits);
 * one ``OpenApiViewExtension`` per view: a subclass with ``extend_schema`` on its method, used only by
   the generator (requests still reach the original view).
 
@@ -205,10 +205,18 @@ class AmountFieldSchema(OpenApiSerializerFieldExtension):
     target_class = "orders.api.AmountField"
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        from balances import money
+
         return {
             "type": "string",
-            "pattern": r"^[0-9]{1,15}(\.[0-9]{1,4})?$",
-            "description": "A positive decimal amount as a string (a JSON number is accepted too).",
+            "pattern": rf"^[0-9]{{1,{money.MONEY_EXACT_DIGITS - money.MONEY_DECIMAL_PLACES}}}"
+            rf"(\.[0-9]{{1,{money.MONEY_DECIMAL_PLACES}}})?$",
+            "description": "A positive amount as a plain decimal string: ASCII digits 0-9 and at most one "
+            '".", with digits on both sides; no sign, spaces, underscores, exponent or other scripts\' '
+            f"digits. At most {money.MONEY_DECIMAL_PLACES} decimal places (more is refused, never rounded) "
+            f"and at most {money.MAX_AMOUNT} (15 significant digits: what every supported database stores "
+            "exactly). The seed flavour (POST /orders) may send a JSON number instead (736.155); it is "
+            "taken by its exact decimal value under the same limits.",
             "example": "3750",
         }
 
