@@ -7,7 +7,7 @@ outbound HTTP call except /verify_account, whose answer is the PSP's (503 when t
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from balances import money
 from orders import selectors, services
 from orders.models import Flavour, Order
 from provision import responses
@@ -28,25 +29,23 @@ ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class AmountField(serializers.Field[Decimal, Any, Any, Any]):
-    """A positive decimal amount given as a decimal string ("3750") or a JSON number (736.155)."""
+    """A positive amount: a plain ASCII decimal string ("3750", "1500.25") or, in the seed flavour, a JSON
+    number (736.155) taken by its exact value. At most 4 decimals and at most 99999999999.9999; more
+    precision is refused, never rounded (``balances.money.amount_parse``)."""
 
     default_error_messages = {
-        "invalid": 'Must be a positive decimal amount, e.g. "3750" or "1500.25".',
-        "max_places": "Must have at most 4 decimal places.",
+        "invalid": 'Must be a positive plain decimal: ASCII digits 0-9 and at most one ".", with no sign, '
+        'spaces, underscores or exponent, e.g. "3750" or "1500.25".',
+        "max_places": f"Must have at most {money.MONEY_DECIMAL_PLACES} decimal places "
+        "(more would be rounded by the database).",
+        "max_value": f"Must be at most {money.MAX_AMOUNT}.",
     }
 
     def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
-            self.fail("invalid")
         try:
-            amount = Decimal(str(data).strip())
-        except InvalidOperation:
-            self.fail("invalid")
-        if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e15"):
-            self.fail("invalid")
-        if amount.as_tuple().exponent < -4:  # type: ignore[operator]
-            self.fail("max_places")
-        return amount
+            return money.amount_parse(data)
+        except money.AmountRefused as exc:
+            self.fail(exc.code)
 
     def to_representation(self, value: Decimal) -> str:
         return str(value)

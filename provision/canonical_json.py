@@ -169,11 +169,12 @@ def _hex4(s: bytes, i: int) -> int | None:
 
 
 class _Decoder:
-    __slots__ = ("n", "range_error", "s")
+    __slots__ = ("max_depth", "n", "range_error", "s")
 
-    def __init__(self, s: bytes) -> None:
+    def __init__(self, s: bytes, max_depth: int = MAX_NESTING_DEPTH) -> None:
         self.s = s
         self.n = len(s)
+        self.max_depth = max_depth
         # Go's decoder keeps going after a number out of range and reports it
         # at the end, and only if the whole input is syntactically valid.
         self.range_error: str | None = None
@@ -303,7 +304,7 @@ class _Decoder:
             c = self.expect_more(i)
             value: Any
             if c == 0x7B or c == 0x5B:  # '{' '['
-                if len(stack) >= MAX_NESTING_DEPTH:
+                if len(stack) >= self.max_depth:
                     raise _syntax_error(c, "exceeded max depth")
                 i = self.skip_ws(i + 1)
                 if c == 0x7B:
@@ -356,18 +357,19 @@ class _Decoder:
                 i += 1
 
 
-def go_loads(data: bytes) -> dict[str, Any]:
+def go_loads(data: bytes, *, max_depth: int = MAX_NESTING_DEPTH) -> dict[str, Any]:
     """Decode ``data`` exactly like Go's ``json.Unmarshal`` into ``map[string]interface{}``.
 
     Numbers become ``float``; top-level ``null`` gives an empty
     :class:`GoNilMap`. Raises :class:`CanonicalJsonError` (message = Go's
-    error text) for anything Go refuses.
+    error text) for anything Go refuses, and for nesting deeper than
+    ``max_depth`` (Go's own limit by default; a caller may choose less).
     """
     if isinstance(data, bytearray | memoryview):
         data = bytes(data)
     if not isinstance(data, bytes):
         raise TypeError(f"go_loads() takes bytes, not {type(data).__name__}")
-    decoder = _Decoder(data)
+    decoder = _Decoder(data, min(max_depth, MAX_NESTING_DEPTH))
     value = decoder.parse()
     # Go reports syntax errors first (it validates the whole input before
     # decoding), then the first type mismatch or out-of-range number.

@@ -4,7 +4,7 @@ The views in ``orders.api``, ``psp.webhooks`` and ``provision.views`` stay as th
 describes them with drf-spectacular extensions, which the schema generator picks up by class path:
 
 * ``OpenApiAuthenticationExtension`` for the two aggregator authentication classes (``provision.auth``);
-* ``OpenApiSerializerFieldExtension`` for ``orders.api.AmountField`` (a decimal string);
+* ``OpenApiSerializerFieldExtension`` for ``orders.api.AmountField`` (a plain decimal string, its limits);
 * one ``OpenApiViewExtension`` per view: a subclass with ``extend_schema`` on its method, used only by
   the generator (requests still reach the original view).
 
@@ -179,8 +179,9 @@ class RequestSignatureScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "X-Request-Signature",
-            "description": "Lowercase hex HMAC-SHA256 of the raw body, keyed with the provider secret's "
-            "UTF-8 bytes (how the Go aggregator calls /new_order, /tx_status, /verify_account).",
+            "description": "Lowercase hex HMAC-SHA256 of the raw body bytes (not of a re-marshal), keyed "
+            "with the provider secret's UTF-8 bytes (how the Go aggregator calls /new_order, /tx_status, "
+            "/verify_account).",
         }
 
 
@@ -193,8 +194,10 @@ class HmacAuthorizationScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`HMAC <client_id>:<hex>`: HMAC-SHA256 of the Go-canonical body, which carries "
-            "an integer `timestamp` no older than HMAC_TIMESTAMP_AGE; each signature is accepted once.",
+            "description": "`HMAC <client_id>:<hex>`: HMAC-SHA256 of the body's bytes or, for bodies of "
+            "at most 8 KB nested at most 8 deep, of its Go-canonical re-marshal; the body carries an "
+            "integer `timestamp` no older than HMAC_TIMESTAMP_AGE; each signature is accepted once. "
+            "Every authentication failure is the same 401 `Authentication failed`.",
         }
 
 
@@ -202,10 +205,18 @@ class AmountFieldSchema(OpenApiSerializerFieldExtension):
     target_class = "orders.api.AmountField"
 
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        from balances import money
+
         return {
             "type": "string",
-            "pattern": r"^[0-9]{1,15}(\.[0-9]{1,4})?$",
-            "description": "A positive decimal amount as a string (a JSON number is accepted too).",
+            "pattern": rf"^[0-9]{{1,{money.MONEY_EXACT_DIGITS - money.MONEY_DECIMAL_PLACES}}}"
+            rf"(\.[0-9]{{1,{money.MONEY_DECIMAL_PLACES}}})?$",
+            "description": "A positive amount as a plain decimal string: ASCII digits 0-9 and at most one "
+            '".", with digits on both sides; no sign, spaces, underscores, exponent or other scripts\' '
+            f"digits. At most {money.MONEY_DECIMAL_PLACES} decimal places (more is refused, never rounded) "
+            f"and at most {money.MAX_AMOUNT} (15 significant digits: what every supported database stores "
+            "exactly). The seed flavour (POST /orders) may send a JSON number instead (736.155); it is "
+            "taken by its exact decimal value under the same limits.",
             "example": "3750",
         }
 
@@ -344,11 +355,13 @@ class PspWebhookApiSchema(OpenApiViewExtension):
                 summary=f"A PSP's webhook ({method}): verified, stored raw, deduplicated, processed later",
                 description="The signature is the PSP's own scheme (e.g. X-Lenco-Signature, "
                 "X-Sandbox-Signature); MTN MoMo callbacks are unsigned (POST or PUT, our reference in "
-                "the path) and are re-read from the PSP before anything moves.",
+                "the path) and are re-read from the PSP before anything moves. A body nested deeper than "
+                "32 levels, not UTF-8, or holding a lone surrogate escape is refused with 400 "
+                "(`malformed_body`) and not stored.",
                 tags=["webhooks"],
                 parameters=[PSP_PARAMETER, REFERENCE_PARAMETER],
                 request={"application/json": ANY_JSON_OBJECT},
-                responses={200: WEBHOOK_ANSWER, **_errors(401, 404, 413, 429)},
+                responses={200: WEBHOOK_ANSWER, **_errors(400, 401, 404, 413, 429)},
             )
 
         methods = {name: described(name.upper()) for name in ("post", "put") if hasattr(_view(self), name)}

@@ -1,14 +1,14 @@
 """Parse JSON bodies whatever the Content-Type says; always answer JSON.
 
 The Go aggregator sends no Content-Type header: a parser that insisted on ``application/json`` would
-answer 415 and the aggregator would give the order to someone else.
+answer 415 and the aggregator would give the order to someone else. Bodies go through
+:func:`provision.untrusted_json.loads` (depth limit, UTF-8 only, no lone surrogates, no NaN): whatever
+it refuses is a 400 envelope, never a 500.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import IO, Any
 
 from rest_framework.exceptions import ParseError
@@ -16,6 +16,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+
+from provision import untrusted_json
 
 
 class AnyContentJSONParser(BaseParser):
@@ -28,13 +30,9 @@ class AnyContentJSONParser(BaseParser):
         if not raw:
             return {}
         try:
-            return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"Invalid JSON body: {exc}") from exc
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+            return untrusted_json.loads(raw)
+        except untrusted_json.JsonRefused as exc:
+            raise ParseError(f"Invalid JSON body: {exc}") from None
 
 
 class IgnoreClientContentNegotiation(BaseContentNegotiation):

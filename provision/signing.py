@@ -7,8 +7,12 @@
 * Node -> aggregator: sign the Go-canonical bytes of the payload *including*
   the integer ``timestamp`` and send exactly those bytes (:func:`signed_body`).
 * Aggregator -> node: ``X-Request-Signature`` covers the raw body (which the
-  Go aggregator already writes canonically); :func:`verify_body` also accepts
-  a signature over the canonical re-marshal of the body.
+  Go aggregator already writes canonically); the node checks it with
+  :func:`verify` on the raw bytes alone (``provision.auth``).
+  :func:`verify_body` also accepts a signature over the canonical re-marshal
+  of the body, which costs a full decode and encode whenever the raw form
+  fails: never call it on unauthenticated input without a size and depth cap
+  (``provision.auth`` has the capped form the seed flavour needs).
 """
 
 from __future__ import annotations

@@ -38,6 +38,11 @@ def post_hmac(
     return client.generic("POST", path, data=body, content_type="application/json", HTTP_AUTHORIZATION=header)
 
 
+def numbers_body(size: int = 64 * 1024) -> bytes:
+    """A JSON object of ``size`` bytes full of numbers: the most expensive body to re-marshal the Go way."""
+    return b'{"a":[' + b",".join(b"1" for _ in range((size - 8) // 2)) + b"]}"
+
+
 def run_together(calls: list[Callable[[], Any]], *, timeout: float = 60) -> list[Any]:
     """Start every call at the same moment, each in its own thread with its own database connection.
 

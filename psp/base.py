@@ -141,6 +141,11 @@ class DuplicateReference(PspRejected):
     """The PSP already has a payout with this reference: look it up, never report a failure."""
 
 
+class WebhookBodyRefused(PspRejected):
+    """A webhook body the node refuses to read at all (too deep, not UTF-8, a lone surrogate): answered
+    with a 400 and never stored."""
+
+
 class WebhookSignatureInvalid(PspError):
     """A webhook whose signature does not verify; it is stored but never acted on."""
 

@@ -194,7 +194,8 @@ class SandboxAdapter(PspAdapter):
         """Verify ``X-Sandbox-Signature`` over the raw bytes, then parse the event.
 
         Raises WebhookSignatureInvalid (missing or wrong signature), PspRejected (signed but not a payout
-        event: UNSUPPORTED). ``status`` is a hint; the caller re-reads the payout before acting.
+        event: UNSUPPORTED), WebhookBodyRefused (nested too deep, not UTF-8, a lone surrogate). ``status``
+        is a hint; the caller re-reads the payout before acting.
         """
         signature = http.header(headers, SIGNATURE_HEADER)
         if signature is None or not signature.strip():
@@ -204,7 +205,7 @@ class SandboxAdapter(PspAdapter):
             logger.warning("sandbox.webhook.signature_invalid", extra={"psp": self.name})
             raise WebhookSignatureInvalid(f"{SIGNATURE_HEADER} does not match the body", psp=self.name)
         try:
-            payload = http.loads(body)
+            payload = http.webhook_loads(body, psp=self.name)
         except ValueError:
             raise PspRejected("signed webhook body is not JSON", psp=self.name) from None
         data = payload.get("data") if isinstance(payload, Mapping) else None

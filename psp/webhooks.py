@@ -23,7 +23,7 @@ from provision.auth import raw_body
 from provision.errors import NotFound
 from psp import registry
 from psp import services as psp_services
-from psp.base import PspError, WebhookSignatureInvalid
+from psp.base import PspError, WebhookBodyRefused, WebhookSignatureInvalid
 from psp.models import Transfer, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ class PspWebhookApi(APIView):
             metrics.WEBHOOKS.labels(psp=psp, outcome="invalid_signature").inc()
             _store(psp, "invalid:" + hashlib.sha256(body).hexdigest()[:40], "", "", body, valid=False)
             return responses.error("Invalid webhook signature", {"code": "invalid_signature"}, status=401)
+        except WebhookBodyRefused as exc:  # hostile bytes: refused, not stored (they may not even encode)
+            metrics.WEBHOOKS.labels(psp=psp, outcome="malformed").inc()
+            return responses.error(exc.message, {"code": "malformed_body", "errors": {"body": [exc.message]}})
         except PspError as exc:
             metrics.WEBHOOKS.labels(psp=psp, outcome="ignored").inc()
             logger.info("webhook.unsupported", extra={"psp": psp, "reason": exc.message[:200]})

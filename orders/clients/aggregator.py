@@ -11,7 +11,6 @@ including the fork's 500-with-empty-body on a first ``success`` fulfil) may be r
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -24,7 +23,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from provision import canonical_json, metrics, request_context, signing
+from provision import canonical_json, metrics, request_context, signing, untrusted_json
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +210,8 @@ class AggregatorClient:
         if not content:
             return "", None
         try:
-            body = json.loads(content, parse_float=Decimal)
-        except ValueError:
+            body = untrusted_json.loads(content)
+        except untrusted_json.JsonRefused:
             return content.decode("utf-8", "replace")[:200], None
         if not isinstance(body, dict):
             return "", body

@@ -74,3 +74,22 @@ def accept_data(order_id: str, amount: str = "3750") -> dict[str, Any]:
         "memo": "Payment <invoice #42> & co",
         "metadata": None,
     }
+
+
+@pytest.fixture
+def canonical_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every call of the Go-canonical decoder and encoder, wherever it is imported."""
+    calls: list[str] = []
+
+    def recording(name: str, real: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("go_loads", "go_dumps"):
+        wrapped = recording(name, getattr(canonical_json, name))
+        monkeypatch.setattr(canonical_json, name, wrapped)
+        monkeypatch.setattr(signing, name, wrapped)
+    return calls

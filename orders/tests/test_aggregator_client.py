@@ -37,6 +37,7 @@ class _Server(ThreadingHTTPServer):
         self.close_after_answer = False  # answer with Connection: close
         self.hang_up_when_idle = False  # drop the connection right after answering, without saying so
         self.delay = 0.0
+        self.answer = b'{"status":"success","message":"OK","data":{"n":1}}'
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.connections += 1
@@ -55,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.paths.append(self.path.split("?", 1)[0])
         time.sleep(self.server.delay)
-        answer = b'{"status":"success","message":"OK","data":{"n":1}}'
+        answer = self.server.answer
         self.send_response(self.server.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
@@ -238,3 +239,16 @@ def test_a_get_goes_through_the_same_session(server: _Server) -> None:
 
     assert server.paths == ["/v1/provider/orders", "/v1/provider/orders/a/decline"]
     assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"[" * 30000 + b"]" * 30000, b'{"message":"OK","data":{"accountName":"\\ud800"}}'],
+    ids=["nested_30000", "lone_surrogate"],
+)
+def test_an_answer_the_node_refuses_to_read_gives_no_data_not_a_crash(server: _Server, answer: bytes) -> None:
+    server.answer = answer
+
+    result = client(server.url).decline("a", "reason")
+
+    assert (result.status_code, result.data) == (200, None)

@@ -20,7 +20,8 @@ from typing import Any
 
 import requests
 
-from psp.base import FailureReason, PspUnavailable
+from provision import untrusted_json
+from psp.base import FailureReason, PspUnavailable, WebhookBodyRefused
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,23 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def loads(raw: bytes | str) -> Any:
-    """JSON with Decimal for every non-integer number; raises ValueError on anything unreadable."""
+    """JSON with Decimal for every non-integer number; raises ValueError on anything unreadable.
 
-    def refuse_constant(name: str) -> Any:
-        raise ValueError(f"non-finite number {name} in JSON")
+    PSP answers and webhooks are untrusted bytes: :func:`provision.untrusted_json.loads` refuses deep
+    nesting, non-UTF-8 bytes and lone surrogates with ``UnsafeJson`` (a ``JsonRefused``, a ValueError).
+    """
+    return untrusted_json.loads(raw)
 
-    return json.loads(raw, parse_float=Decimal, parse_constant=refuse_constant)
+
+def webhook_loads(body: bytes, *, psp: str) -> Any:
+    """A webhook body as JSON, for the adapter to judge: ValueError when it is not JSON, and
+    WebhookBodyRefused (the view answers 400 and stores nothing) for :class:`UnsafeJson` - bytes no
+    adapter may tolerate, whatever it does with merely unreadable ones."""
+    try:
+        return loads(body)
+    except untrusted_json.UnsafeJson as exc:
+        logger.warning("psp.webhook.body_refused", extra={"psp": psp, "reason": str(exc)[:200]})
+        raise WebhookBodyRefused(f"Webhook body refused: {exc}", psp=psp) from None
 
 
 def dumps(payload: object) -> str:

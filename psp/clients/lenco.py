@@ -446,7 +446,8 @@ class LencoAdapter(PspAdapter):
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
         """Verify ``X-Lenco-Signature`` over the raw bytes, then parse the event.
 
-        Raises WebhookSignatureInvalid (missing or wrong signature), PspRejected (signed but not JSON).
+        Raises WebhookSignatureInvalid (missing or wrong signature), PspRejected (signed but not JSON),
+        WebhookBodyRefused (signed, but nested too deep, not UTF-8 or holding a lone surrogate).
         ``status`` is a hint for payout events (``transfer.*`` v2, debit ``transaction.*`` v1) and None for
         every other event; the caller re-reads the payout with ``get_payout`` before acting.
         """
@@ -459,7 +460,7 @@ class LencoAdapter(PspAdapter):
             logger.warning("lenco.webhook.signature_invalid", extra={"psp": NAME})
             raise WebhookSignatureInvalid("X-Lenco-Signature does not match the body", psp=NAME)
         try:
-            payload = http.loads(body)
+            payload = http.webhook_loads(body, psp=NAME)
         except ValueError:
             raise PspRejected("signed webhook body is not JSON", psp=NAME) from None
         if not isinstance(payload, Mapping):

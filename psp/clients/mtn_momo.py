@@ -322,7 +322,8 @@ class MtnMomoAdapter(PspAdapter):
         **must** call ``get_payout(reference)`` and act only on that answer.
 
         ``event_id`` is the SHA-256 of reference + raw body. Raises WebhookSignatureInvalid when the
-        reference header is missing or not a UUID (the callback cannot be attributed to a payout).
+        reference header is missing or not a UUID (the callback cannot be attributed to a payout), and
+        WebhookBodyRefused for a body nested too deep, not UTF-8 or holding a lone surrogate.
         """
         raw_reference = (http.header(headers, CALLBACK_REFERENCE_HEADER) or "").strip()
         try:
@@ -333,8 +334,8 @@ class MtnMomoAdapter(PspAdapter):
                 f"MTN callback without a valid {CALLBACK_REFERENCE_HEADER}", psp=NAME
             ) from None
         try:
-            payload = http.loads(body) if body.strip() else {}
-        except ValueError:
+            payload = http.webhook_loads(body, psp=NAME) if body.strip() else {}
+        except ValueError:  # not JSON: still a hint to re-read the reference (WebhookBodyRefused is not)
             payload = {}
         payload = payload if isinstance(payload, Mapping) else {}
         raw_status = str(payload.get("status") or "").upper()

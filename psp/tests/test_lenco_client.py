@@ -23,6 +23,7 @@ from psp.base import (
     PspRejected,
     PspUnavailable,
     Recipient,
+    WebhookBodyRefused,
     WebhookSignatureInvalid,
 )
 from psp.clients import http
@@ -502,6 +503,24 @@ def test_non_json_200_raises_unavailable(httpserver):
     assert excinfo.value.http_status == 200
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [b"[" * 30000 + b"]" * 30000, b'{"status":true,"data":{"status":"\\ud800"}}', b'{"a":"\xff"}'],
+    ids=["nested_30000", "lone_surrogate", "not_utf8"],
+)
+def test_answer_the_node_refuses_to_read_raises_unavailable_not_a_crash(httpserver, answer):
+    httpserver.expect_request("/access/v1/transfer", method="POST").respond_with_data(
+        answer, status=200, content_type="application/json"
+    )
+    adapter = make_adapter(httpserver)
+
+    with pytest.raises(PspUnavailable) as excinfo:
+        adapter.initiate_payout(ngn_request())
+
+    assert excinfo.value.http_status == 200
+    assert "not JSON" in excinfo.value.message
+
+
 def test_general_error_code_10_raises_unavailable(httpserver):
     serve(
         httpserver.expect_request("/access/v1/transfer", method="POST"), "v1_general_error.json", status=400
@@ -864,6 +883,18 @@ def test_signed_webhook_that_is_not_json_is_rejected_not_crashing(httpserver):
         )
 
     assert type(excinfo.value) is PspRejected
+
+
+def test_signed_webhook_nested_too_deep_is_refused_as_a_body_not_a_crash(httpserver):
+    adapter = make_adapter(httpserver)
+    body = b'{"event":"transfer.successful","data":' + b"[" * 30000 + b"]" * 30000 + b"}"
+
+    with pytest.raises(WebhookBodyRefused) as excinfo:
+        adapter.parse_webhook(
+            body=body, headers={"X-Lenco-Signature": webhook_signature(body=body, api_key=API_KEY)}
+        )
+
+    assert "nested deeper than 32" in excinfo.value.message
 
 
 # --- logging --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from psp.base import (
     PspRejected,
     PspUnavailable,
     Recipient,
+    WebhookBodyRefused,
     WebhookSignatureInvalid,
 )
 from psp.clients.mtn_momo import MtnMomoAdapter, MtnMomoConfig
@@ -626,6 +627,18 @@ def test_callback_whose_external_id_names_another_payout_carries_no_status(https
 
     assert notice.reference == other
     assert notice.status is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"status":"\\ud800"}', b"[" * 30000 + b"]" * 30000, b'{"status":"SUCCESSFUL\xff"}'],
+    ids=["lone_surrogate", "nested_30000", "not_utf8"],
+)
+def test_callback_body_that_is_not_safe_json_is_refused(httpserver, body):
+    adapter = make_adapter(httpserver)
+
+    with pytest.raises(WebhookBodyRefused):
+        adapter.parse_webhook(body=body, headers={"X-Callback-Reference": REF})
 
 
 def test_callback_with_unreadable_body_still_names_the_reference(httpserver):
