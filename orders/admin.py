@@ -34,6 +34,7 @@ from orders.models import (
     OutboxStatus,
     ReviewListEntry,
 )
+from provision.admin_base import ReadOnlyAdmin
 from provision.errors import ApplicationError
 from provision.logging import mask_account
 from psp.models import Transfer
@@ -537,7 +538,9 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    """Rows only the services and the delivery worker write; staff may send one again or give it up."""
+
     list_display = (
         "pk",
         "kind",
@@ -552,24 +555,25 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     search_fields = ("dedupe_key",)
     ordering = ("-pk",)
     actions = ("replay", "abandon")
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("orders.replay_outboxmessage"))
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_abandon_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("orders.abandon_outboxmessage"))
 
-    @admin.action(description="Send again from now")
+    @admin.action(description="Send again from now", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.exclude(status=OutboxStatus.DELIVERED):
             services.outbox_replay(message_id=message.pk)
+            self.log_change(request, message, "Sent again from now")
         self.message_user(request, "Queued for delivery.", messages.SUCCESS)
 
-    @admin.action(description="Abandon (stop trying)")
+    @admin.action(description="Abandon (stop trying)", permissions=["abandon"])
     def abandon(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
             services.outbox_abandon(message_id=message.pk)
+            self.log_change(request, message, "Abandoned: the aggregator will not be told")
         self.message_user(request, "Abandoned.", messages.WARNING)
 
 

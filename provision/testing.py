@@ -78,3 +78,10 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": "sqlite:////tmp/provision-subprocess-test.sqlite3",
         **overrides,
     }
+
+
+def admin_client(user: Any) -> Client:
+    """A test client logged in to admin as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client

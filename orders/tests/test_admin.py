@@ -473,3 +473,56 @@ def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
     refused.refresh_from_db()
     pending.refresh_from_db()
     assert (refused.status, pending.status) == (OutboxStatus.PENDING, OutboxStatus.ABANDONED)
+
+
+def outbox_rows(order: Order) -> tuple[OutboxMessage, OutboxMessage]:
+    from orders import services as outbox_services
+    from orders.models import OutboxStatus
+
+    refused = outbox_services.outbox_enqueue(
+        kind="fulfil", dedupe_key=f"fulfil:{order.order_id}:pending", path="x", payload={}, order=order
+    )
+    pending = outbox_services.outbox_enqueue(
+        kind="cancel", dedupe_key=f"cancel:{order.order_id}", path="y", payload={}, order=order
+    )
+    OutboxMessage.objects.filter(pk=refused.pk).update(status=OutboxStatus.REFUSED)
+    return refused, pending
+
+
+@pytest.mark.parametrize("role", ["viewer", "payer"])
+def test_a_role_without_the_outbox_permissions_can_neither_replay_nor_abandon(role: str) -> None:
+    from orders.models import OutboxStatus
+
+    refused, pending = outbox_rows(OrderFactory.create())
+    client = in_role(role, f"{role}-1")
+
+    replay = client.post(
+        "/admin/orders/outboxmessage/",
+        {"action": "replay", "index": "0", "_selected_action": [refused.pk]},
+        follow=True,
+    )
+    abandon = client.post(
+        "/admin/orders/outboxmessage/",
+        {"action": "abandon", "index": "0", "_selected_action": [pending.pk]},
+        follow=True,
+    )
+
+    refused.refresh_from_db()
+    pending.refresh_from_db()
+    assert (refused.status, pending.status) == (OutboxStatus.REFUSED, OutboxStatus.PENDING)
+    assert b'value="replay"' not in replay.content
+    assert b'value="abandon"' not in abandon.content
+
+
+def test_an_operator_replays_and_abandons_outbox_rows() -> None:
+    from orders.models import OutboxStatus
+
+    refused, pending = outbox_rows(OrderFactory.create())
+    client = in_role("operator", "olive")
+
+    client.post("/admin/orders/outboxmessage/", {"action": "replay", "_selected_action": [refused.pk]})
+    client.post("/admin/orders/outboxmessage/", {"action": "abandon", "_selected_action": [pending.pk]})
+
+    refused.refresh_from_db()
+    pending.refresh_from_db()
+    assert (refused.status, pending.status) == (OutboxStatus.PENDING, OutboxStatus.ABANDONED)

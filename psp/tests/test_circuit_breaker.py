@@ -257,3 +257,22 @@ def test_ops_close_an_open_circuit_from_admin(client: Any, admin_user: Any) -> N
 
     assert response.status_code == 200
     assert circuit() == (CircuitState.CLOSED, 0)
+
+
+def test_staff_who_may_only_see_circuits_cannot_close_one(client: Any, django_user_model: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    open_circuit("lenco")
+    viewer = django_user_model.objects.create_user(username="vic", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_pspcircuit"))
+    client.force_login(viewer)
+    row = PspCircuit.objects.get(psp="lenco")
+
+    response = client.post(
+        "/admin/psp/pspcircuit/",
+        {"action": "close_circuits", "index": "0", "_selected_action": [str(row.pk)]},
+        follow=True,
+    )
+
+    assert circuit() == (CircuitState.OPEN, 3)
+    assert b'value="close_circuits"' not in response.content
