@@ -472,9 +472,16 @@ class OrderAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     def transition_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
-        """One order, one action: confirm (or fill the form), then run the same action as the list does."""
+        """One order, one action: confirm (or fill the form), then run the same action as the list does.
+
+        A user who may not run ``action`` at all gets the same answer whatever ``pk`` is (a redirect to the
+        order list with "not available"), before any look-up: the URL tells nobody which orders exist.
+        """
         from django.shortcuts import get_object_or_404, redirect
 
+        if action not in self.get_actions(request):
+            self.message_user(request, "That action is not available for this order now.", messages.ERROR)
+            return redirect(reverse("admin:orders_order_changelist"))
         order = get_object_or_404(Order, pk=pk)
         allowed = dict(self.buttons_for(request, order))
         change_url = reverse("admin:orders_order_change", args=[order.pk])

@@ -526,3 +526,22 @@ def test_an_operator_replays_and_abandons_outbox_rows() -> None:
     refused.refresh_from_db()
     pending.refresh_from_db()
     assert (refused.status, pending.status) == (OutboxStatus.PENDING, OutboxStatus.ABANDONED)
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_an_order_action_url_gives_a_user_without_its_permission_the_same_redirect_for_any_pk(
+    role: str,
+) -> None:
+    order = held_order()
+    client = in_role(role, f"{role}-2")
+
+    answers = [
+        client.get(f"/admin/orders/order/{order.pk}/do/approve_payouts/"),
+        client.get(f"/admin/orders/order/{order.pk + 1000}/do/approve_payouts/"),
+        client.post(f"/admin/orders/order/{order.pk + 1000}/do/approve_payouts/", {"apply": "Confirm"}),
+        client.get(f"/admin/orders/order/{order.pk}/do/no_such_action/"),
+    ]
+
+    assert [(a.status_code, a["Location"]) for a in answers] == [(302, CHANGELIST)] * 4
+    order.refresh_from_db()
+    assert order.status == OrderStatus.HELD
