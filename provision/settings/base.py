@@ -620,6 +620,14 @@ AXES_COOLOFF_TIME = timedelta(
 )
 # Lock the (user name, IP) pair: an attacker elsewhere cannot lock staff out of their own account.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# And lock an IP that fails this often over any user names (password spraying): provision.login_lockout.
+ADMIN_LOGIN_IP_FAILURE_LIMIT = setting(
+    "ADMIN_LOGIN_IP_FAILURE_LIMIT",
+    parse_positive_int,
+    default=20,
+    expected="failed admin logins from one client IP, over all user names, before that IP is locked out",
+)
+AXES_HANDLER = "provision.login_lockout.LoginLockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "provision.throttling.client_ip"
 

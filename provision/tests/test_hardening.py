@@ -117,6 +117,30 @@ def test_admin_login_locks_out_user_and_ip_after_repeated_failures(staff: Any, s
     assert (elsewhere.status_code, elsewhere["Location"]) == (302, "/admin/")
 
 
+def test_admin_login_locks_out_an_ip_spraying_one_password_over_many_user_names(
+    staff: Any, settings: Any
+) -> None:
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.ADMIN_LOGIN_IP_FAILURE_LIMIT = 5
+    client = Client()
+
+    def try_user(username: str, password: str, ip: str = "10.0.0.7") -> int:
+        return (
+            Client()
+            .post("/admin/login/?next=/admin/", {"username": username, "password": password}, REMOTE_ADDR=ip)
+            .status_code
+        )
+
+    sprayed = [try_user(f"user{n}", "Summer2024!") for n in range(5)]
+    locked = login(client, ADMIN_PASSWORD)
+    elsewhere = login(Client(), ADMIN_PASSWORD, ip="10.0.0.8")
+
+    assert sprayed == [200, 200, 200, 200, 429]
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert (elsewhere.status_code, elsewhere["Location"]) == (302, "/admin/")
+
+
 def test_deploy_check_is_clean_with_production_settings() -> None:
     env = {
         "PATH": os.environ.get("PATH", ""),
