@@ -16,6 +16,7 @@ from balances.models import EntryKind, LedgerEntry
 from orders import services
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.factories import OrderFactory
+from provision.testing import admin_client
 from psp.tests.helpers import run_lane
 
 pytestmark = pytest.mark.django_db
@@ -29,9 +30,7 @@ def staff(*perms: str) -> Client:
     user.user_permissions.add(Permission.objects.get(codename="view_order"))
     for perm in perms:
         user.user_permissions.add(Permission.objects.get(codename=perm))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def held_order(**fields: Any) -> Order:
@@ -179,9 +178,7 @@ def in_role(role: str, username: str) -> Client:
 
     user = User.objects.create_user(username=username, password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def test_roles_created_by_migration_gate_the_actions() -> None:
@@ -206,8 +203,7 @@ def test_maker_checker_large_payout_needs_a_second_user(
     from django.contrib.auth.models import Group
 
     payer_user.groups.add(Group.objects.get(name="payer"), Group.objects.get(name="operator"))
-    payer = Client()
-    payer.force_login(payer_user)
+    payer = admin_client(payer_user)
 
     refused = act(payer, "approve_payouts", order)
     order.refresh_from_db()
@@ -236,9 +232,7 @@ def in_roles(username: str, *roles: str) -> Client:
 
     user = User.objects.create_user(username=username, password="pw", is_staff=True)
     user.groups.add(*Group.objects.filter(name__in=roles))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def order_in(status: str, **fields: Any) -> Order:
@@ -456,8 +450,7 @@ def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
     from orders.models import OutboxStatus
 
     user = User.objects.create_superuser(username="root", password="pw")
-    client = Client()
-    client.force_login(user)
+    client = admin_client(user)
     order = OrderFactory.create()
     refused = outbox_services.outbox_enqueue(
         kind="cancel", dedupe_key="cancel:a", path="x", payload={}, order=order

@@ -1,16 +1,24 @@
-"""One end-to-end browser test of the admin: log in, pay a held order, see it paid (headless chromium)."""
+"""End-to-end browser tests of the admin (headless chromium): log in with a password and a TOTP code, pay a
+held order, see it paid."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import importlib
 import os
 import shutil
+import struct
 import tempfile
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group, User
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Order, OrderStatus
 from orders.tests.test_admin import held_order
@@ -38,11 +46,18 @@ FLAGS = [
 def staff_role(name: str) -> Group:
     """The role as the data migration made it. A transactional test empties the tables when it ends, the
     migration's rows with them, and one may have run before this one: the role is made again if so."""
-    roles = importlib.import_module("orders.migrations.0002_staff_roles").ROLES
+    roles = importlib.import_module("orders.migrations.0009_staff_roles_actions")
     group, _ = Group.objects.get_or_create(name=name)
-    for app_label, codename in roles[name]:
-        group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    group.permissions.set([roles.permission(django_apps, *grant) for grant in roles.ROLES[name]])
     return group
+
+
+def totp_now(base32_key: str) -> str:
+    """The code an authenticator app shows now for this key (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits)."""
+    key = base64.b32decode(base32_key.replace(" ", ""))
+    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
 
 
 def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, settings: Any) -> None:
@@ -51,6 +66,7 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     user = User.objects.create_user(username="pat", password="a-long-test-password", is_staff=True)
     user.groups.add(staff_role("payer"))
+    device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
     order = held_order(amount=Decimal("4200"))
 
     with sync_playwright() as p:  # Playwright gives the browser a fresh temporary profile
@@ -60,6 +76,9 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
             page.goto(f"{live_server.url}/admin/login/?next=/admin/")
             page.fill("#id_username", "pat")
             page.fill("#id_password", "a-long-test-password")
+            page.click("input[type=submit]")
+            assert "/admin/two-factor/verify/" in page.url  # the password alone is not enough
+            page.fill("#id_code", totp_now(base64.b32encode(device.bin_key).decode()))
             page.click("input[type=submit]")
             assert "Payouts held for approval" in page.content()
 

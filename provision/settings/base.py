@@ -64,7 +64,8 @@ CSRF_TRUSTED_ORIGINS: list[str] = setting(
 
 # --- Django ---------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the node's admin site (provision.admin_site: the second factor at login).
+    "provision.admin_config.ProvisionAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -75,6 +76,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_fsm_log",
     "provision",  # before django_q: its qcluster command wraps django-q2's (memory shared by the forks)
     "django_q",
@@ -95,6 +99,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks request.user verified when this session passed the second factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -628,6 +634,19 @@ ADMIN_LOGIN_IP_FAILURE_LIMIT = setting(
     expected="failed admin logins from one client IP, over all user names, before that IP is locked out",
 )
 AXES_HANDLER = "provision.login_lockout.LoginLockoutHandler"
+
+# --- Admin second factor (django-otp; provision.two_factor) -----------------------------------------------
+# Staff who can change anything (any permission beyond view_*) and superusers, and anyone who enrolled a
+# device, log in with a TOTP code or a recovery code after their password. On unless DEBUG.
+ADMIN_TWO_FACTOR_REQUIRED = setting(
+    "ADMIN_TWO_FACTOR_REQUIRED",
+    parse_bool,
+    default=not DEBUG,
+    expected="true or false: staff who can change anything need a TOTP code at admin login",
+)
+OTP_TOTP_ISSUER = "Provision node"
+# Nobody, not even a superuser, reads another user's TOTP key or recovery codes in admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "provision.throttling.client_ip"
 

@@ -17,6 +17,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Order, OrderStatus
 from orders.tests.factories import OrderFactory
@@ -58,6 +59,8 @@ ACTIONS = {
     "django_q.failure.delete_selected": SUPERUSER,
     "django_q.schedule.delete_selected": SUPERUSER,
     "django_q.ormq.delete_selected": SUPERUSER,
+    "otp_totp.totpdevice.delete_selected": SUPERUSER,
+    "otp_static.staticdevice.delete_selected": SUPERUSER,
 }
 # "<app label>.<model>": the roles the changelist's "Add" object tool works for.
 ADD = {
@@ -67,6 +70,8 @@ ADD = {
     "auth.user": SUPERUSER,
     "auth.group": SUPERUSER,
     "django_q.schedule": SUPERUSER,
+    "otp_totp.totpdevice": SUPERUSER,
+    "otp_static.staticdevice": SUPERUSER,
 }
 # The state an order must be in for each order action to be on offer (the per-order action URL).
 ORDER_ACTION_STATE = {
@@ -229,6 +234,31 @@ def password_change(clients: dict[str, Client], users: dict[str, User]) -> dict[
     return {role: clients[role].get(url).status_code for role in ROLES}
 
 
+def totp_device_page(view: str) -> Callable[[dict[str, Client], dict[str, User]], dict[str, int]]:
+    """django-otp's pages of a device's key (its QR code): refused to all, the key stays with its owner."""
+
+    def call(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
+        device = TOTPDevice.objects.create(user=users["payer"], name="phone", confirmed=True)
+        url = reverse(f"admin:otp_totp_totpdevice_{view}", args=[device.pk])
+        return {role: clients[role].get(url).status_code for role in ROLES}
+
+    return call
+
+
+def two_factor_page(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
+    return {role: clients[role].get(reverse("admin:two_factor")).status_code for role in ROLES}
+
+
+def two_factor_verify_page(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
+    """Nobody here has a second factor pending: the code page sends them on."""
+    return {role: clients[role].get(reverse("admin:two_factor_verify")).status_code for role in ROLES}
+
+
+def two_factor_logout(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
+    url = reverse("admin:two_factor_logout")
+    return {role: admin_client(users[role]).post(url).status_code for role in ROLES}
+
+
 def order_transition(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
     raise AssertionError("checked per action by test_each_role_may_use_the_per_order_action_urls_of_its_job")
 
@@ -246,6 +276,17 @@ CUSTOM_URLS: dict[
         password_change,
         {role: 200 if role in SUPERUSER else 403 for role in ROLES},
     ),
+    "otp_totp.totpdevice:otp_totp_totpdevice_config": (
+        totp_device_page("config"),
+        {role: 403 for role in ROLES},
+    ),
+    "otp_totp.totpdevice:otp_totp_totpdevice_qrcode": (
+        totp_device_page("qrcode"),
+        {role: 403 for role in ROLES},
+    ),
+    "site:two_factor": (two_factor_page, {role: 200 for role in ROLES}),
+    "site:two_factor_verify": (two_factor_verify_page, {role: 302 for role in ROLES}),
+    "site:two_factor_logout": (two_factor_logout, {role: 302 for role in ROLES}),
 }
 
 

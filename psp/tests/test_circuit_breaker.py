@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from orders import services as order_services
 from orders import workflow
 from orders.models import OrderStatus
-from provision.testing import run_together
+from provision.testing import admin_client, run_together
 from psp import health, services
 from psp.models import CircuitState, PspCircuit, SandboxPayout, Transfer, TransferStatus
 from psp.tests.helpers import (
@@ -244,9 +244,9 @@ def test_concurrent_failures_are_all_counted_in_the_shared_circuit(settings: Any
     assert circuit() == (CircuitState.CLOSED, 8)
 
 
-def test_ops_close_an_open_circuit_from_admin(client: Any, admin_user: Any) -> None:
+def test_ops_close_an_open_circuit_from_admin(admin_user: Any) -> None:
     open_circuit("lenco")
-    client.force_login(admin_user)
+    client = admin_client(admin_user)
     row = PspCircuit.objects.get(psp="lenco")
 
     response = client.post(
