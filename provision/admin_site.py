@@ -42,6 +42,15 @@ class CodeForm(forms.Form):
     )
 
 
+class EnrolForm(CodeForm):
+    code = forms.CharField(
+        max_length=16,
+        label="Code",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
+        help_text="The 6-digit code the app shows now for this node.",
+    )
+
+
 def qr_code_svg(data: str) -> SafeString:
     """The QR code of ``data`` as inline SVG markup (made here from our own data: safe to embed)."""
     image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
@@ -127,7 +136,8 @@ class ProvisionAdminSite(admin.AdminSite):
             template,
             {
                 **self.each_context(request),
-                **({"available_apps": []} if pending else {}),  # no model list before the second factor
+                # No model list before the second factor.
+                **({"available_apps": [], "is_nav_sidebar_enabled": False} if pending else {}),
                 "pending": pending,
                 "next": self.next_url(request),
                 **context,
@@ -172,7 +182,7 @@ class ProvisionAdminSite(admin.AdminSite):
             codes = two_factor.recovery_codes_issue(user=user)
             return self.render(request, "admin/two_factor/codes.html", title="Recovery codes", codes=codes)
         if action == "confirm":
-            form = CodeForm(request.POST)
+            form = EnrolForm(request.POST)
             if form.is_valid():
                 issued = two_factor.totp_device_confirm(
                     request=request, user=user, token=form.cleaned_data["code"]
@@ -186,9 +196,9 @@ class ProvisionAdminSite(admin.AdminSite):
                 )
             return self.enrolment(request, two_factor.totp_device_start(user=user), form)
         if action == "replace" and current is not None:
-            return self.enrolment(request, two_factor.totp_device_restart(user=user), CodeForm())
+            return self.enrolment(request, two_factor.totp_device_restart(user=user), EnrolForm())
         if current is None:
-            return self.enrolment(request, two_factor.totp_device_start(user=user), CodeForm())
+            return self.enrolment(request, two_factor.totp_device_start(user=user), EnrolForm())
         return self.render(
             request,
             "admin/two_factor/manage.html",
@@ -197,7 +207,7 @@ class ProvisionAdminSite(admin.AdminSite):
             recovery_codes_left=two_factor.recovery_codes_left(user=user),
         )
 
-    def enrolment(self, request: HttpRequest, device: TOTPDevice, form: CodeForm) -> TemplateResponse:
+    def enrolment(self, request: HttpRequest, device: TOTPDevice, form: EnrolForm) -> TemplateResponse:
         return self.render(
             request,
             "admin/two_factor/enrol.html",
