@@ -27,6 +27,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 RECOVERY_CODES = 10
+TOTP_MAX_DIGITS = 8  # TOTP codes are 6 (or 8) digits; recovery codes are 8 letters and digits
 TOTP_DEVICE_NAME = "authenticator"
 RECOVERY_DEVICE_NAME = "recovery codes"
 
@@ -88,7 +89,7 @@ def totp_device_confirm(*, request: HttpRequest, user: AbstractBaseUser, token: 
     TOTPDevice.objects.devices_for_user(user, confirmed=None).exclude(pk=device.pk).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    django_otp.login(request, device)
+    session_verified(request, device)
     return recovery_codes_issue(user=user)
 
 
@@ -113,9 +114,19 @@ def two_factor_verify(*, request: HttpRequest, token: str) -> Device | None:
     token = "".join(token.split()).lower()
     if not isinstance(user, AbstractBaseUser) or not token:
         return None
-    for device in django_otp.devices_for_user(user):
+    # A code goes to the kind of device it can be from: a failed check counts against the device it was
+    # checked on (throttling), so a recovery code must not slow down the next code from the phone.
+    device_class = TOTPDevice if token.isdigit() and len(token) <= TOTP_MAX_DIGITS else StaticDevice
+    for device in device_class.objects.devices_for_user(user, confirmed=True):
         verified = django_otp.verify_token(user, device.persistent_id, token)
         if verified is not None:
-            django_otp.login(request, verified)
+            session_verified(request, verified)
             return verified
     return None
+
+
+def session_verified(request: HttpRequest, device: Device) -> None:
+    """Mark the session as having passed the second factor with ``device``, under a new session key (the
+    session gained rights: a key seen before this point must not carry them)."""
+    request.session.cycle_key()
+    django_otp.login(request, device)

@@ -255,3 +255,33 @@ def test_a_pending_user_can_log_out() -> None:
 
     assert (response.status_code, response["Location"]) == (302, "/admin/login/")
     assert "_auth_user_id" not in client.session
+
+
+def test_a_recovery_code_does_not_slow_down_the_next_code_from_the_phone() -> None:
+    user = staff_user("pat", "payer")
+    device = enrolled(user)
+    first = password_login("pat")
+    first.post(VERIFY, {"code": next_step_code(device)})
+    codes = re.findall(
+        r"<li><code>([a-z2-7]+)</code></li>",
+        first.post(SETUP, {"action": "recovery_codes"}).content.decode(),
+    )
+
+    with_recovery_code = password_login("pat").post(VERIFY, {"code": codes[0]})
+    with_phone = password_login("pat").post(VERIFY, {"code": next_step_code(device)})
+
+    assert with_recovery_code.status_code == 302
+    assert with_phone.status_code == 302
+    assert TOTPDevice.objects.get(pk=device.pk).throttling_failure_count == 0
+
+
+def test_the_session_key_changes_when_the_second_factor_is_passed() -> None:
+    user = staff_user("pat", "payer")
+    device = enrolled(user)
+    client = password_login("pat")
+    before = client.session.session_key
+
+    client.post(VERIFY, {"code": totp_code(device)})
+
+    assert client.session.session_key != before
+    assert client.get("/admin/orders/order/").status_code == 200
