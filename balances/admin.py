@@ -17,8 +17,8 @@ class BalanceAdmin(ReadOnlyAdmin):
     @admin.display(description="Available")
     def available_display(self, obj: Balance) -> str:
         threshold = selectors.threshold_for(currency=obj.currency)
-        colour = "#b91c1c" if threshold is not None and obj.available < threshold else "#047857"
-        return format_html('<b style="color:{}">{}</b>', colour, obj.available)
+        low = threshold is not None and obj.available < threshold
+        return format_html('<b class="{}">{}</b>', "ops-bad" if low else "ops-good", obj.available)
 
 
 @admin.register(LedgerEntry)

@@ -34,22 +34,10 @@ from orders.models import (
     OutboxStatus,
     ReviewListEntry,
 )
+from provision.admin_base import ReadOnlyAdmin
 from provision.errors import ApplicationError
 from provision.logging import mask_account
 from psp.models import Transfer
-
-STATUS_COLOURS = {
-    OrderStatus.HELD: "#b45309",
-    OrderStatus.NEEDS_REVIEW: "#b91c1c",
-    OrderStatus.RECEIVED: "#1d4ed8",
-    OrderStatus.PAYING: "#7c3aed",
-    OrderStatus.PAID: "#047857",
-    OrderStatus.FULFILLED: "#065f46",
-    OrderStatus.CANCELLED: "#6b7280",
-    OrderStatus.DECLINED: "#6b7280",
-    OrderStatus.EXPIRED: "#6b7280",
-    OrderStatus.LOST: "#6b7280",
-}
 
 
 class ReasonForm(forms.Form):
@@ -193,8 +181,8 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Order) -> str:
-        colour = STATUS_COLOURS.get(obj.status, "#374151")
-        return format_html('<b style="color:{}">{}</b>', colour, obj.get_status_display())
+        # Colours per status in provision/static/provision/admin.css (no inline style under the CSP).
+        return format_html('<b class="status-badge status-{}">{}</b>', obj.status, obj.get_status_display())
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: Order) -> str:
@@ -471,9 +459,16 @@ class OrderAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     def transition_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
-        """One order, one action: confirm (or fill the form), then run the same action as the list does."""
+        """One order, one action: confirm (or fill the form), then run the same action as the list does.
+
+        A user who may not run ``action`` at all gets the same answer whatever ``pk`` is (a redirect to the
+        order list with "not available"), before any look-up: the URL tells nobody which orders exist.
+        """
         from django.shortcuts import get_object_or_404, redirect
 
+        if action not in self.get_actions(request):
+            self.message_user(request, "That action is not available for this order now.", messages.ERROR)
+            return redirect(reverse("admin:orders_order_changelist"))
         order = get_object_or_404(Order, pk=pk)
         allowed = dict(self.buttons_for(request, order))
         change_url = reverse("admin:orders_order_change", args=[order.pk])
@@ -537,7 +532,9 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    """Rows only the services and the delivery worker write; staff may send one again or give it up."""
+
     list_display = (
         "pk",
         "kind",
@@ -552,24 +549,25 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     search_fields = ("dedupe_key",)
     ordering = ("-pk",)
     actions = ("replay", "abandon")
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("orders.replay_outboxmessage"))
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def has_abandon_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("orders.abandon_outboxmessage"))
 
-    @admin.action(description="Send again from now")
+    @admin.action(description="Send again from now", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.exclude(status=OutboxStatus.DELIVERED):
             services.outbox_replay(message_id=message.pk)
+            self.log_change(request, message, "Sent again from now")
         self.message_user(request, "Queued for delivery.", messages.SUCCESS)
 
-    @admin.action(description="Abandon (stop trying)")
+    @admin.action(description="Abandon (stop trying)", permissions=["abandon"])
     def abandon(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
             services.outbox_abandon(message_id=message.pk)
+            self.log_change(request, message, "Abandoned: the aggregator will not be told")
         self.message_user(request, "Abandoned.", messages.WARNING)
 
 

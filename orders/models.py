@@ -332,6 +332,10 @@ class OutboxMessage(models.Model):
     class Meta:
         ordering = ["pk"]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due")]
+        permissions = [
+            ("replay_outboxmessage", "Can send outbox messages again"),
+            ("abandon_outboxmessage", "Can abandon outbox messages (the aggregator is never told)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.dedupe_key} ({self.status})"

@@ -10,8 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from provision import canonical_json, signing
+from provision import canonical_json, signing, two_factor
 
 
 def post_signed_raw(client: Client, path: str, payload: dict[str, Any], *, secret: str | None = None) -> Any:
@@ -83,3 +87,42 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": "sqlite:////tmp/provision-subprocess-test.sqlite3",
         **overrides,
     }
+
+
+def admin_client(user: Any) -> Client:
+    """A test client logged in to admin as ``user``, through the second factor when the user needs it (as
+    they would: a TOTP device enrolled, a code from it entered on the code page)."""
+    client = Client()
+    client.force_login(user)
+    if two_factor.two_factor_required(user=user):
+        two_factor_login(client, user)
+    return client
+
+
+def totp_code(device: Any, *, step: int | None = None) -> str:
+    """The code an authenticator app shows for ``device`` (at time step ``step``, default now)."""
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if step is not None:
+        totp.time = device.t0 + step * device.step
+    return str(totp.token()).zfill(device.digits)
+
+
+def two_factor_login(client: Client, user: Any) -> None:
+    """Pass the second factor for a client logged in with the password alone: enrol a TOTP device if the
+    user has none, then enter its code. A device accepts each time step once, so a further login within
+    the same 30 s uses the next step (accepted within the device's tolerance), then a recovery code."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+    now = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).t()
+    step = max(now, device.last_t + 1)
+    if step <= now + device.tolerance:
+        code = totp_code(device, step=step)
+    else:
+        recovery, _ = StaticDevice.objects.get_or_create(user=user, name="recovery codes", confirmed=True)
+        code = recovery.token_set.create(token=f"test{recovery.token_set.count():04d}").token
+
+    response = client.post(reverse("admin:two_factor_verify"), {"code": code})
+
+    if response.status_code != 302 or "/two-factor/" in response["Location"]:
+        raise AssertionError(f"the second factor was refused: {response.status_code}")

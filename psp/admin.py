@@ -48,9 +48,13 @@ class PspCircuitAdmin(ReadOnlyAdmin):
     list_display = ("psp", "state", "consecutive_failures", "opened_at", "probe_at", "updated_at")
     actions = ["close_circuits"]
 
-    @admin.action(description="Close the selected circuits (the PSP is back)")
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("psp.close_pspcircuit"))
+
+    @admin.action(description="Close the selected circuits (the PSP is back)", permissions=["close"])
     def close_circuits(self, request: HttpRequest, queryset: QuerySet[PspCircuit]) -> None:
-        names = list(queryset.values_list("psp", flat=True))
-        for name in names:
-            health.circuit_reset(psp=name)
-        self.message_user(request, f"Closed: {', '.join(names)}", messages.SUCCESS)
+        circuits = list(queryset)
+        for circuit in circuits:
+            health.circuit_reset(psp=circuit.psp)
+            self.log_change(request, circuit, "Closed by hand")
+        self.message_user(request, f"Closed: {', '.join(c.psp for c in circuits)}", messages.SUCCESS)

@@ -183,6 +183,7 @@ class PspCircuit(models.Model):
 
     class Meta:
         ordering = ["psp"]
+        permissions = [("close_pspcircuit", "Can close a PSP circuit (the PSP is back)")]
 
     def __str__(self) -> str:
         return f"circuit:{self.psp} ({self.state})"

@@ -16,6 +16,7 @@ from balances.models import EntryKind, LedgerEntry
 from orders import services
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.factories import OrderFactory
+from provision.testing import admin_client
 from psp.tests.helpers import run_lane
 
 pytestmark = pytest.mark.django_db
@@ -29,9 +30,7 @@ def staff(*perms: str) -> Client:
     user.user_permissions.add(Permission.objects.get(codename="view_order"))
     for perm in perms:
         user.user_permissions.add(Permission.objects.get(codename=perm))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def held_order(**fields: Any) -> Order:
@@ -179,9 +178,7 @@ def in_role(role: str, username: str) -> Client:
 
     user = User.objects.create_user(username=username, password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def test_roles_created_by_migration_gate_the_actions() -> None:
@@ -206,8 +203,7 @@ def test_maker_checker_large_payout_needs_a_second_user(
     from django.contrib.auth.models import Group
 
     payer_user.groups.add(Group.objects.get(name="payer"), Group.objects.get(name="operator"))
-    payer = Client()
-    payer.force_login(payer_user)
+    payer = admin_client(payer_user)
 
     refused = act(payer, "approve_payouts", order)
     order.refresh_from_db()
@@ -236,9 +232,7 @@ def in_roles(username: str, *roles: str) -> Client:
 
     user = User.objects.create_user(username=username, password="pw", is_staff=True)
     user.groups.add(*Group.objects.filter(name__in=roles))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def order_in(status: str, **fields: Any) -> Order:
@@ -456,8 +450,7 @@ def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
     from orders.models import OutboxStatus
 
     user = User.objects.create_superuser(username="root", password="pw")
-    client = Client()
-    client.force_login(user)
+    client = admin_client(user)
     order = OrderFactory.create()
     refused = outbox_services.outbox_enqueue(
         kind="cancel", dedupe_key="cancel:a", path="x", payload={}, order=order
@@ -473,3 +466,75 @@ def test_outbox_admin_replays_a_refused_row_and_abandons_another() -> None:
     refused.refresh_from_db()
     pending.refresh_from_db()
     assert (refused.status, pending.status) == (OutboxStatus.PENDING, OutboxStatus.ABANDONED)
+
+
+def outbox_rows(order: Order) -> tuple[OutboxMessage, OutboxMessage]:
+    from orders import services as outbox_services
+    from orders.models import OutboxStatus
+
+    refused = outbox_services.outbox_enqueue(
+        kind="fulfil", dedupe_key=f"fulfil:{order.order_id}:pending", path="x", payload={}, order=order
+    )
+    pending = outbox_services.outbox_enqueue(
+        kind="cancel", dedupe_key=f"cancel:{order.order_id}", path="y", payload={}, order=order
+    )
+    OutboxMessage.objects.filter(pk=refused.pk).update(status=OutboxStatus.REFUSED)
+    return refused, pending
+
+
+@pytest.mark.parametrize("role", ["viewer", "payer"])
+def test_a_role_without_the_outbox_permissions_can_neither_replay_nor_abandon(role: str) -> None:
+    from orders.models import OutboxStatus
+
+    refused, pending = outbox_rows(OrderFactory.create())
+    client = in_role(role, f"{role}-1")
+
+    replay = client.post(
+        "/admin/orders/outboxmessage/",
+        {"action": "replay", "index": "0", "_selected_action": [refused.pk]},
+        follow=True,
+    )
+    abandon = client.post(
+        "/admin/orders/outboxmessage/",
+        {"action": "abandon", "index": "0", "_selected_action": [pending.pk]},
+        follow=True,
+    )
+
+    refused.refresh_from_db()
+    pending.refresh_from_db()
+    assert (refused.status, pending.status) == (OutboxStatus.REFUSED, OutboxStatus.PENDING)
+    assert b'value="replay"' not in replay.content
+    assert b'value="abandon"' not in abandon.content
+
+
+def test_an_operator_replays_and_abandons_outbox_rows() -> None:
+    from orders.models import OutboxStatus
+
+    refused, pending = outbox_rows(OrderFactory.create())
+    client = in_role("operator", "olive")
+
+    client.post("/admin/orders/outboxmessage/", {"action": "replay", "_selected_action": [refused.pk]})
+    client.post("/admin/orders/outboxmessage/", {"action": "abandon", "_selected_action": [pending.pk]})
+
+    refused.refresh_from_db()
+    pending.refresh_from_db()
+    assert (refused.status, pending.status) == (OutboxStatus.PENDING, OutboxStatus.ABANDONED)
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_an_order_action_url_gives_a_user_without_its_permission_the_same_redirect_for_any_pk(
+    role: str,
+) -> None:
+    order = held_order()
+    client = in_role(role, f"{role}-2")
+
+    answers = [
+        client.get(f"/admin/orders/order/{order.pk}/do/approve_payouts/"),
+        client.get(f"/admin/orders/order/{order.pk + 1000}/do/approve_payouts/"),
+        client.post(f"/admin/orders/order/{order.pk + 1000}/do/approve_payouts/", {"apply": "Confirm"}),
+        client.get(f"/admin/orders/order/{order.pk}/do/no_such_action/"),
+    ]
+
+    assert [(a.status_code, a["Location"]) for a in answers] == [(302, CHANGELIST)] * 4
+    order.refresh_from_db()
+    assert order.status == OrderStatus.HELD

@@ -1,16 +1,24 @@
-"""One end-to-end browser test of the admin: log in, pay a held order, see it paid (headless chromium)."""
+"""End-to-end browser tests of the admin (headless chromium): log in with a password and a TOTP code, pay a
+held order, see it paid."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import importlib
 import os
 import shutil
+import struct
 import tempfile
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group, User
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Order, OrderStatus
 from orders.tests.test_admin import held_order
@@ -38,11 +46,84 @@ FLAGS = [
 def staff_role(name: str) -> Group:
     """The role as the data migration made it. A transactional test empties the tables when it ends, the
     migration's rows with them, and one may have run before this one: the role is made again if so."""
-    roles = importlib.import_module("orders.migrations.0002_staff_roles").ROLES
+    roles = importlib.import_module("orders.migrations.0009_staff_roles_actions")
     group, _ = Group.objects.get_or_create(name=name)
-    for app_label, codename in roles[name]:
-        group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    group.permissions.set([roles.permission(django_apps, *grant) for grant in roles.ROLES[name]])
     return group
+
+
+def totp_now(base32_key: str) -> str:
+    """The code an authenticator app shows now for this key (RFC 6238: HMAC-SHA1, 30 s steps, 6 digits)."""
+    key = base64.b32decode(base32_key.replace(" ", ""))
+    digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+# Reports every Content-Security-Policy violation of every page as a console error (collected below).
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
+});
+"""
+
+
+class Browser:
+    """A chromium page that records console errors (CSP violations among them) and each answer's CSP."""
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        self.base_url = base_url
+        self.page = browser.new_page()
+        self.errors: list[str] = []
+        self.policies: dict[str, str | None] = {}
+        self.failed: list[str] = []
+        self.page.add_init_script(CSP_LISTENER)
+        self.page.on("console", self.console)
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("response", self.record)
+
+    def console(self, message: Any) -> None:
+        # The browser asks every site for /favicon.ico on its own; the node serves none (not a page error).
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def record(self, response: Any) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.status} {response.url}")
+        if response.request.resource_type == "document":
+            self.policies[response.url] = response.headers.get("content-security-policy")
+
+    def visit(self, path: str) -> Any:
+        response = self.page.goto(f"{self.base_url}{path}")
+        assert response is not None
+        assert response.status == 200, (path, response.status)
+        return response
+
+
+# The admin pages ops use, beyond the ones a test walks through by clicking.
+OPS_PAGES = [
+    "/admin/",
+    "/admin/orders/order/",
+    "/admin/orders/order/?status__exact=held",
+    "/admin/orders/outboxmessage/",
+    "/admin/balances/balance/",
+    "/admin/balances/ledgerentry/",
+    "/admin/psp/transfer/",
+    "/admin/psp/pspcircuit/",
+    "/admin/psp/webhookevent/",
+    "/admin/two-factor/",
+    "/admin/password_change/",
+]
+
+
+def assert_csp_held(browser: Browser) -> None:
+    """Every page came with the policy, and nothing on any of them broke it (or logged an error)."""
+    assert browser.policies, "no page loaded"
+    missing = sorted(
+        url for url, policy in browser.policies.items() if not policy or "script-src" not in policy
+    )
+    assert missing == []
+    assert (browser.errors, browser.failed) == ([], [])
 
 
 def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, settings: Any) -> None:
@@ -51,15 +132,21 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     user = User.objects.create_user(username="pat", password="a-long-test-password", is_staff=True)
     user.groups.add(staff_role("payer"))
+    device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
     order = held_order(amount=Decimal("4200"))
+    other = held_order(amount=Decimal("1200"))
 
     with sync_playwright() as p:  # Playwright gives the browser a fresh temporary profile
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
-            page = browser.new_page()
+            tab = Browser(browser, live_server.url)
+            page = tab.page
             page.goto(f"{live_server.url}/admin/login/?next=/admin/")
             page.fill("#id_username", "pat")
             page.fill("#id_password", "a-long-test-password")
+            page.click("input[type=submit]")
+            assert "/admin/two-factor/verify/" in page.url  # the password alone is not enough
+            page.fill("#id_code", totp_now(base64.b32encode(device.bin_key).decode()))
             page.click("input[type=submit]")
             assert "Payouts held for approval" in page.content()
 
@@ -70,11 +157,61 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
 
             message = page.locator("ul.messagelist li").first.inner_text()
             page.screenshot(path=os.path.join(tempfile.gettempdir(), "admin-paid.png"))
+
+            tab.visit(f"/admin/orders/order/{other.pk}/change/")
+            page.click("a.transition-button[data-action=mark_paid]")  # a per-order action page with a form
+            assert page.locator("#id_external_reference").count() == 1
+            for path in [*OPS_PAGES, "/admin/orders/order/import-status/"]:
+                tab.visit(path)
         finally:
             browser.close()
 
     assert "Started payout of 1 order(s)." in message
+    assert_csp_held(tab)
     run_lane()  # the payout lane sends it
     order.refresh_from_db()
     assert order.status in (OrderStatus.PAID, OrderStatus.FULFILLED)
     assert Order.objects.get(pk=order.pk).approved_by == user
+
+
+def test_operator_enrols_an_authenticator_at_first_login_and_works_under_the_csp(live_server: Any) -> None:
+    from playwright.sync_api import sync_playwright
+
+    user = User.objects.create_user(username="olga", password="a-long-test-password", is_staff=True)
+    user.groups.add(staff_role("operator"))
+    order = held_order(amount=Decimal("4200"))
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            tab = Browser(browser, live_server.url)
+            page = tab.page
+            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+            page.fill("#id_username", "olga")
+            page.fill("#id_password", "a-long-test-password")
+            page.click("input[type=submit]")
+            assert "/admin/two-factor/" in page.url  # no device yet: enrol first
+            assert page.locator(".two-factor-qr svg").count() == 1
+            page.screenshot(path=os.path.join(tempfile.gettempdir(), "admin-enrol.png"))
+            key = page.locator("#two-factor-key").inner_text()  # what a person types into the app
+            page.fill("#id_code", totp_now(key))
+            page.click("input[type=submit]")
+            codes = page.locator("ul.recovery-codes code").all_inner_texts()
+            page.click("text=I have saved them: continue")
+            assert "Payouts held for approval" in page.content()
+
+            tab.visit(f"/admin/orders/order/{order.pk}/change/")
+            page.click("a.transition-button[data-action=cancel_orders]")
+            page.fill("#id_reason", "Recipient asked to stop")
+            page.click("input[name=apply]")
+            message = page.locator("ul.messagelist li").first.inner_text()
+            for path in OPS_PAGES:
+                tab.visit(path)
+        finally:
+            browser.close()
+
+    assert len(codes) == 10
+    assert "Cancelled 1 order(s)." in message
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELLED
+    assert TOTPDevice.objects.get(user=user).confirmed is True
+    assert_csp_held(tab)

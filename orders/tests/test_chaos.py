@@ -56,7 +56,7 @@ from orders.services import accept as accept_services
 from orders.services import delivery
 from orders.services import payout as payout_services
 from provision import canonical_json, signing
-from provision.testing import post_hmac, post_signed_raw
+from provision.testing import admin_client, post_hmac, post_signed_raw
 from psp import registry
 from psp.base import PayoutRequest, PayoutResult, PspUnavailable
 from psp.models import SandboxPayout, Transfer, TransferStatus
@@ -221,9 +221,7 @@ def staff_client(username: str) -> Client:
     user = User.objects.create_user(username=username, password="pw", is_staff=True)
     for codename in ("view_order", "pay_order", "approve_order"):
         user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 class Crash(BaseException):

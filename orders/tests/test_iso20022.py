@@ -17,6 +17,7 @@ from balances import selectors as balance_selectors
 from orders import iso20022
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.tests.test_admin import held_order, in_roles, money_and_reports
+from provision.testing import admin_client
 from psp.models import Transfer, TransferStatus
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +27,7 @@ DEBTOR = iso20022.Debtor("Provider Ltd", "0987654321", "ABNGNGLA")
 def payer_client() -> Client:
     user = User.objects.create_user(username="payer", password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name="payer"))
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_client(user)
 
 
 def pain002(*lines: tuple[str, str, str]) -> bytes:

@@ -64,7 +64,8 @@ CSRF_TRUSTED_ORIGINS: list[str] = setting(
 
 # --- Django ---------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the node's admin site (provision.admin_site: the second factor at login).
+    "provision.admin_config.ProvisionAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -75,6 +76,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_fsm_log",
     "provision",  # before django_q: its qcluster command wraps django-q2's (memory shared by the forks)
     "django_q",
@@ -90,11 +94,15 @@ MIDDLEWARE = [
     # Binds the correlation id first, so every later log line carries it; writes the access log line.
     "provision.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy from SECURE_CSP (Django 5.2 has no CSP of its own).
+    "provision.security_headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks request.user verified when this session passed the second factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -597,6 +605,27 @@ if HTTPS_ONLY:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# Content-Security-Policy: everything from the node itself, no inline script or style (the admin and the
+# API docs page need neither), no plugins, never framed. On unless DEBUG (Django's debug error page is
+# inline script and style); with HTTPS_ONLY, browsers also load any http:// reference over HTTPS.
+SECURE_CSP: dict[str, list[str]] = (
+    {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"upgrade-insecure-requests": []} if HTTPS_ONLY else {}),
+    }
+    if HTTPS_ONLY or not DEBUG
+    else {}
+)
+
 SILENCED_SYSTEM_CHECKS = [
     # HSTS preload is a one-way submission of the whole domain to the browsers' built-in lists: the
     # operator of the domain decides it, not a service running on one host name of it.
@@ -620,6 +649,27 @@ AXES_COOLOFF_TIME = timedelta(
 )
 # Lock the (user name, IP) pair: an attacker elsewhere cannot lock staff out of their own account.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# And lock an IP that fails this often over any user names (password spraying): provision.login_lockout.
+ADMIN_LOGIN_IP_FAILURE_LIMIT = setting(
+    "ADMIN_LOGIN_IP_FAILURE_LIMIT",
+    parse_positive_int,
+    default=20,
+    expected="failed admin logins from one client IP, over all user names, before that IP is locked out",
+)
+AXES_HANDLER = "provision.login_lockout.LoginLockoutHandler"
+
+# --- Admin second factor (django-otp; provision.two_factor) -----------------------------------------------
+# Staff who can change anything (any permission beyond view_*) and superusers, and anyone who enrolled a
+# device, log in with a TOTP code or a recovery code after their password. On unless DEBUG.
+ADMIN_TWO_FACTOR_REQUIRED = setting(
+    "ADMIN_TWO_FACTOR_REQUIRED",
+    parse_bool,
+    default=not DEBUG,
+    expected="true or false: staff who can change anything need a TOTP code at admin login",
+)
+OTP_TOTP_ISSUER = "Provision node"
+# Nobody, not even a superuser, reads another user's TOTP key or recovery codes in admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "provision.throttling.client_ip"
 

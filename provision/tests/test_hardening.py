@@ -67,6 +67,47 @@ def test_https_only_redirects_to_https_but_not_the_probes(client: Client, settin
     assert secure["Strict-Transport-Security"] == "max-age=31536000"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/admin/login/", "/api/docs/"])
+def test_a_content_security_policy_is_on_every_answer(client: Client, path: str) -> None:
+    response = client.get(path)
+
+    directives = {
+        name: sources
+        for name, _, sources in (
+            part.strip().partition(" ") for part in response["Content-Security-Policy"].split(";")
+        )
+    }
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in response["Content-Security-Policy"]
+    assert "upgrade-insecure-requests" not in directives
+
+
+@pytest.mark.parametrize(("https_only", "upgrade"), [("true", True), ("false", False)])
+def test_https_only_also_asks_browsers_to_upgrade_insecure_requests(https_only: str, upgrade: bool) -> None:
+    from provision.testing import subprocess_env
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print('upgrade-insecure-requests' in settings.SECURE_CSP, settings.SECURE_HSTS_SECONDS)",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(HTTPS_ONLY=https_only),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.stdout.split() == [str(upgrade), "31536000" if upgrade else "0"], result.stderr
+
+
 @pytest.fixture
 def staff(db: None) -> Any:
     return get_user_model().objects.create_user(
@@ -112,6 +153,30 @@ def test_admin_login_locks_out_user_and_ip_after_repeated_failures(staff: Any, s
     elsewhere = login(Client(), ADMIN_PASSWORD, ip="10.0.0.8")
 
     assert failures == [200, 200, 429]
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert (elsewhere.status_code, elsewhere["Location"]) == (302, "/admin/")
+
+
+def test_admin_login_locks_out_an_ip_spraying_one_password_over_many_user_names(
+    staff: Any, settings: Any
+) -> None:
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.ADMIN_LOGIN_IP_FAILURE_LIMIT = 5
+    client = Client()
+
+    def try_user(username: str, password: str, ip: str = "10.0.0.7") -> int:
+        return (
+            Client()
+            .post("/admin/login/?next=/admin/", {"username": username, "password": password}, REMOTE_ADDR=ip)
+            .status_code
+        )
+
+    sprayed = [try_user(f"user{n}", "Summer2024!") for n in range(5)]
+    locked = login(client, ADMIN_PASSWORD)
+    elsewhere = login(Client(), ADMIN_PASSWORD, ip="10.0.0.8")
+
+    assert sprayed == [200, 200, 200, 200, 429]
     assert locked.status_code == 429
     assert "_auth_user_id" not in client.session
     assert (elsewhere.status_code, elsewhere["Location"]) == (302, "/admin/")

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from orders import services as order_services
 from orders import workflow
 from orders.models import OrderStatus
-from provision.testing import run_together
+from provision.testing import admin_client, run_together
 from psp import health, services
 from psp.models import CircuitState, PspCircuit, SandboxPayout, Transfer, TransferStatus
 from psp.tests.helpers import (
@@ -244,9 +244,9 @@ def test_concurrent_failures_are_all_counted_in_the_shared_circuit(settings: Any
     assert circuit() == (CircuitState.CLOSED, 8)
 
 
-def test_ops_close_an_open_circuit_from_admin(client: Any, admin_user: Any) -> None:
+def test_ops_close_an_open_circuit_from_admin(admin_user: Any) -> None:
     open_circuit("lenco")
-    client.force_login(admin_user)
+    client = admin_client(admin_user)
     row = PspCircuit.objects.get(psp="lenco")
 
     response = client.post(
@@ -257,3 +257,22 @@ def test_ops_close_an_open_circuit_from_admin(client: Any, admin_user: Any) -> N
 
     assert response.status_code == 200
     assert circuit() == (CircuitState.CLOSED, 0)
+
+
+def test_staff_who_may_only_see_circuits_cannot_close_one(client: Any, django_user_model: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    open_circuit("lenco")
+    viewer = django_user_model.objects.create_user(username="vic", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_pspcircuit"))
+    client.force_login(viewer)
+    row = PspCircuit.objects.get(psp="lenco")
+
+    response = client.post(
+        "/admin/psp/pspcircuit/",
+        {"action": "close_circuits", "index": "0", "_selected_action": [str(row.pk)]},
+        follow=True,
+    )
+
+    assert circuit() == (CircuitState.OPEN, 3)
+    assert b'value="close_circuits"' not in response.content
