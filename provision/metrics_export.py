@@ -8,7 +8,8 @@ Two sources, one answer:
   directory is aggregated (prometheus_client's multiprocess mode); without it, this process's own.
 * database figures, read at scrape time by ``DatabaseCollector`` so every replica reports the same
   truth: orders by state, outbox depth and the oldest pending row's age, balances per currency,
-  transfers by PSP and status, webhook signature failures, PSP circuit breakers, the worker's last
+  transfers by PSP and status, webhook signature failures (counted in ``WebhookRefusals``, not read from
+  the sampled and purged webhook rows), PSP circuit breakers, the worker's last
   finished task.
 
 Access: with ``METRICS_TOKEN`` set, ``Authorization: Bearer <token>`` (compared in constant time);
@@ -74,7 +75,7 @@ class DatabaseCollector(Collector):
     def _families(self) -> Iterator[Metric]:
         from balances.models import Balance
         from orders.models import Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
-        from psp.models import CircuitState, Transfer, TransferStatus, WebhookEvent
+        from psp.models import CircuitState, Transfer, TransferStatus, WebhookRefusals
 
         now = timezone.now()
 
@@ -131,15 +132,10 @@ class DatabaseCollector(Collector):
 
         failures = CounterMetricFamily(
             "provision_webhook_signature_failures",
-            "Webhooks refused for a bad signature (stored WebhookEvent rows), by PSP.",
+            "Webhooks refused for a bad signature, by PSP (every one, stored as a sample or not).",
             labels=["psp"],
         )
-        counts_by_psp = dict(
-            WebhookEvent.objects.filter(signature_valid=False)
-            .values_list("psp")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
+        counts_by_psp = dict(WebhookRefusals.objects.values_list("psp", "total"))
         for psp in sorted(set(settings.PSP) | set(counts_by_psp)):
             failures.add_metric([psp], counts_by_psp.get(psp, 0))
         yield failures

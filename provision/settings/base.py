@@ -362,6 +362,12 @@ SANDBOX_WEBHOOK_SECRET = setting(
     default="sandbox-webhook-secret",
     expected="the sandbox webhook signing key",
 )
+WEBHOOK_REFUSED_SAMPLE_PER_HOUR = setting(
+    "WEBHOOK_REFUSED_SAMPLE_PER_HOUR",
+    parse_int_non_negative,
+    default=20,
+    expected="refused webhooks stored per PSP and clock hour as a sample (all are counted; 0: none stored)",
+)
 PAYOUT_NAME_CHECK = setting(
     "PAYOUT_NAME_CHECK",
     parse_choice("off", "warn", "hold"),

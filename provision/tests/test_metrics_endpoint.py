@@ -17,6 +17,7 @@ from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
 from orders.services import outbox
 from orders.tests.factories import OrderFactory
 from psp.models import CircuitState, PspCircuit, Transfer, TransferStatus, WebhookEvent
+from psp.services import webhooks as webhook_services
 
 pytestmark = pytest.mark.django_db
 
@@ -103,9 +104,10 @@ def test_database_figures_are_read_at_scrape_time(client: Client, settings: Any)
         kind=OutboxKind.DECLINE, dedupe_key="decline:y", path="orders/y/decline", payload={}, order=None
     )
     OutboxMessage.objects.filter(dedupe_key="decline:y").update(status=OutboxStatus.DELIVERED)
-    for event_id in ("bad-1", "bad-2"):
-        WebhookEvent.objects.create(psp="sandbox", event_id=event_id, body="{}", signature_valid=False)
+    for body in (b"bad-1", b"bad-2"):
+        webhook_services.webhook_refusal_record(psp="sandbox", body=body)
     WebhookEvent.objects.create(psp="sandbox", event_id="good", body="{}", signature_valid=True)
+    WebhookEvent.objects.filter(signature_valid=False).delete()  # purged samples still count
     PspCircuit.objects.create(psp="sandbox", state=CircuitState.OPEN, opened_at=timezone.now())
 
     values = samples(scrape(client).content)
