@@ -362,6 +362,18 @@ SANDBOX_WEBHOOK_SECRET = setting(
     default="sandbox-webhook-secret",
     expected="the sandbox webhook signing key",
 )
+WEBHOOK_RETENTION_DAYS = setting(
+    "WEBHOOK_RETENTION_DAYS",
+    parse_positive_int,
+    default=90,
+    expected="days a stored PSP webhook is kept before the hourly purge deletes it",
+)
+WEBHOOK_REFUSED_RETENTION_DAYS = setting(
+    "WEBHOOK_REFUSED_RETENTION_DAYS",
+    parse_positive_int,
+    default=7,
+    expected="days a stored sample of a refused (badly signed) webhook is kept",
+)
 WEBHOOK_REFUSED_SAMPLE_PER_HOUR = setting(
     "WEBHOOK_REFUSED_SAMPLE_PER_HOUR",
     parse_int_non_negative,

@@ -8,6 +8,9 @@
 * A delivery refused for its signature is counted in ``WebhookRefusals`` (every one), and at most
   ``WEBHOOK_REFUSED_SAMPLE_PER_HOUR`` of them per PSP and clock hour are stored, body cut to
   ``REFUSED_BODY_CHARS``, as a sample for whoever investigates (``webhook_refusal_record``).
+* ``webhook_events_purge`` deletes verified rows after ``WEBHOOK_RETENTION_DAYS`` and refused ones after
+  ``WEBHOOK_REFUSED_RETENTION_DAYS`` (an hourly schedule). What a webhook changed outlives it: the
+  transfer's history and the order's transition log are not purged.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from psp.base import WebhookNotice
@@ -27,6 +30,7 @@ from psp.models import Transfer, WebhookEvent, WebhookRefusals
 
 REFUSED_BODY_CHARS = 2048
 UNSIGNED_EVENTS_PER_REFERENCE = 10
+PURGE_BATCH = 5000
 
 
 class StoreOutcome(enum.StrEnum):
@@ -111,3 +115,19 @@ def webhook_refusal_record(*, psp: str, body: bytes, now: datetime | None = None
         body=body.decode("utf-8", "replace")[:REFUSED_BODY_CHARS],
         signature_valid=False,
     )
+
+
+def webhook_events_purge(*, now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
+    """Delete webhook rows past their retention, ``batch`` rows per statement (short transactions
+    however much there is). How many were deleted."""
+    now = now or timezone.now()
+    stale = Q(
+        signature_valid=True, received_at__lt=now - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    ) | Q(
+        signature_valid=False, received_at__lt=now - timedelta(days=settings.WEBHOOK_REFUSED_RETENTION_DAYS)
+    )
+    deleted = 0
+    while pks := list(WebhookEvent.objects.filter(stale).order_by().values_list("pk", flat=True)[:batch]):
+        count, _ = WebhookEvent.objects.filter(pk__in=pks).delete()
+        deleted += count
+    return deleted
