@@ -9,6 +9,7 @@ from typing import Any
 from provision.env import (
     BASE_DIR,
     ConfigurationError,
+    check_secret,
     parse_amount_map,
     parse_bool,
     parse_cache_url,
@@ -530,6 +531,45 @@ WORKER_HEARTBEAT_MAX_AGE = setting(
     default=3 * 60 * max(1, ORDER_POLL_INTERVAL // 60),
     expected="seconds since the worker last finished a task before /health/ready fails",
 )
+
+# --- Secrets: outside DEBUG, no placeholder and nothing short ------------------------------------------
+# `manage.py check --deploy` does not look at the node's own secrets, and a node started from .env.example
+# (AGGREGATOR_SECRET_KEY=change-me) or with the sandbox's published webhook key would run with secrets
+# anyone can read. Development (DEBUG=true) keeps its defaults, so `make run` needs no credentials.
+if not DEBUG:
+    _RANDOM = "random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    _KNOWN = frozenset({_DEV_SECRET, _DEV_AGGREGATOR_SECRET, "sandbox-webhook-secret"})
+    _secrets: list[tuple[str, str, int, str]] = [
+        ("SECRET", SECRET_KEY, 50, "50+ random characters (Django's secret key)"),
+        (
+            "AGGREGATOR_SECRET_KEY",
+            AGGREGATOR_SECRET_KEY,
+            32,
+            "the secret the aggregator issued (44 characters)",
+        ),
+    ]
+    if AGGREGATOR_PREVIOUS_SECRET_KEY:
+        _secrets.append(
+            (
+                "AGGREGATOR_PREVIOUS_SECRET_KEY",
+                AGGREGATOR_PREVIOUS_SECRET_KEY,
+                32,
+                "the previous aggregator secret",
+            )
+        )
+    if "sandbox" in PSP:
+        _secrets.append(("SANDBOX_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET, 32, _RANDOM))
+    if METRICS_TOKEN:
+        _secrets.append(("METRICS_TOKEN", METRICS_TOKEN, 32, _RANDOM))
+    if "lenco" in PSP:
+        _secrets.append(("LENCO_API_KEY", LENCO_API_KEY, 16, "the API token Lenco issued"))
+    if "mtn_momo" in PSP:
+        _secrets += [
+            ("MTN_MOMO_SUBSCRIPTION_KEY", MTN_MOMO_SUBSCRIPTION_KEY, 16, "the subscription key MTN issued"),
+            ("MTN_MOMO_API_KEY", MTN_MOMO_API_KEY, 16, "the API key MTN issued"),
+        ]
+    for _name, _value, _min_length, _expected in _secrets:
+        check_secret(_name, _value, min_length=_min_length, expected=_expected, placeholders=_KNOWN)
 
 # --- Rate limits (provision.throttling) -------------------------------------------------------------------
 # Per client: the aggregator's client id on signed endpoints, the client IP elsewhere; fixed windows.
