@@ -12,8 +12,10 @@ Two sources, one answer:
   the sampled and purged webhook rows), PSP circuit breakers, the worker's last
   finished task.
 
-Access: with ``METRICS_TOKEN`` set, ``Authorization: Bearer <token>`` (compared in constant time);
-without it, loopback clients only (REMOTE_ADDR in 127.0.0.0/8 or ::1 — X-Forwarded-For is ignored).
+Access: with ``METRICS_TOKEN`` set, ``Authorization: Bearer <token>`` (compared in constant time).
+Without it, nobody, unless ``METRICS_ALLOW_UNAUTHENTICATED=loopback`` (the default only with DEBUG):
+then loopback clients (REMOTE_ADDR in 127.0.0.0/8 or ::1 — X-Forwarded-For is ignored). Loopback alone
+proves little: a reverse proxy on the same host makes every client a loopback client.
 """
 
 from __future__ import annotations
@@ -214,6 +216,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             return _refuse(
                 401, "Metrics need a bearer token", "not_authenticated", {"WWW-Authenticate": "Bearer"}
             )
+    elif settings.METRICS_ALLOW_UNAUTHENTICATED != "loopback":
+        return _refuse(
+            403, "Metrics need METRICS_TOKEN (or METRICS_ALLOW_UNAUTHENTICATED=loopback)", "forbidden"
+        )
     elif not _is_loopback(str(request.META.get("REMOTE_ADDR") or "")):
         return _refuse(403, "Metrics are served to loopback clients only (set METRICS_TOKEN)", "forbidden")
     if request.method not in {"GET", "HEAD"}:

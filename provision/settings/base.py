@@ -522,7 +522,15 @@ METRICS_TOKEN: str = setting(
     "METRICS_TOKEN",
     str,
     default="",
-    expected="a bearer token GET /metrics requires (empty: loopback clients only)",
+    expected="a bearer token GET /metrics requires (empty: see METRICS_ALLOW_UNAUTHENTICATED)",
+)
+# Without a token, loopback is trusted only by choice: behind a reverse proxy on the same host every client
+# arrives from loopback. Development (DEBUG) trusts it by default so `make run` can be scraped as is.
+METRICS_ALLOW_UNAUTHENTICATED = setting(
+    "METRICS_ALLOW_UNAUTHENTICATED",
+    parse_choice("off", "loopback"),
+    default="loopback" if DEBUG else "off",
+    expected="off (without METRICS_TOKEN /metrics refuses everyone) or loopback (serves loopback clients)",
 )
 # The sweep schedule runs every max(1, ORDER_POLL_INTERVAL // 60) minutes; three missed runs is a dead worker.
 WORKER_HEARTBEAT_MAX_AGE = setting(
