@@ -593,6 +593,11 @@ DEFAULT_THROTTLE_RATES = {
     "webhooks": "6000/min",
     "public": "600/min",
     "health": "600/min",
+    # A scrape reads the database (a dozen GROUP BYs); Prometheus asks every 15 s. An authenticated
+    # scraper has its own budget, anonymous callers share their IP's.
+    "metrics": "60/min",
+    # People and tools read the API description now and then; the docs page renders the whole schema.
+    "api_docs": "60/min",
     "default": "6000/min",
 }
 _NO_RATE_OVERRIDES: dict[str, str] = {}
@@ -614,7 +619,9 @@ THROTTLE_SCOPES = {
     "psp-webhook": "webhooks",
     "psp-callback": "webhooks",
     "info": "public",
-    "api-schema": "public",
+    "api-schema": "api_docs",
+    "api-docs": "api_docs",
+    "metrics": "metrics",
     "health": "health",
     "health-live": "health",
     "health-ready": "health",
