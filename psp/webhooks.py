@@ -32,12 +32,6 @@ from psp.services.webhooks import StoreOutcome
 logger = logging.getLogger(__name__)
 
 
-_NOT_STORED = {
-    StoreOutcome.UNKNOWN_REFERENCE: "unsigned callback about no transfer of this node",
-    StoreOutcome.OVER_LIMIT: "enough callbacks about this transfer are stored; it is read from the PSP",
-}
-
-
 def _kick(event_pk: int) -> None:
     queue.enqueue("psp.tasks.webhook_process", task_name=f"webhook:{event_pk}", event_pk=event_pk)
 
@@ -72,12 +66,13 @@ class PspWebhookApi(APIView):
             logger.info("webhook.duplicate", extra={"psp": psp, "event_id": notice.event_id})
             return responses.success("Duplicate event", None)
         if stored.event is None:
-            reason = _NOT_STORED[stored.outcome]
+            # Answered like a stored callback: a different answer would tell anyone which references
+            # (hence which orders) this node paid through the PSP.
             logger.info(
                 "webhook.not_stored",
                 extra={"psp": psp, "reference": notice.reference, "outcome": str(stored.outcome)},
             )
-            return responses.success("Ignored", {"reason": reason})
+            return responses.success("Received", None)
         _kick(stored.event.pk)
         return responses.success("Received", None)
 
