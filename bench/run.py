@@ -227,6 +227,7 @@ def node_settings(database_url: str) -> dict[str, str]:
         "SECRET": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz0123456789",
         "AGGREGATOR_CLIENT_ID": CLIENT_ID,
         "AGGREGATOR_SECRET_KEY": SECRET,
+        "SANDBOX_WEBHOOK_SECRET": "bench-sandbox-webhook-key-3f9c1a7e5b2d8064",
         "CURRENCIES": "NGN",
         "PSP": "sandbox",
         "SANDBOX_BALANCES": f"NGN:{FUNDS}",

@@ -142,6 +142,7 @@ def node_env_for_tests(aggregator_url: str, **extra: str) -> dict[str, str]:
         "AGGREGATOR_BASE_URL": aggregator_url,
         "AGGREGATOR_CLIENT_ID": settings.AGGREGATOR_CLIENT_ID,
         "AGGREGATOR_SECRET_KEY": settings.AGGREGATOR_SECRET_KEY,
+        "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
         "CURRENCIES": "NGN",
         "PSP": "sandbox",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

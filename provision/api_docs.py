@@ -19,10 +19,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -102,7 +104,15 @@ def _first_schema(answer: dict[str, Any]) -> Any:
     return {}
 
 
-def docs_view(request: HttpRequest) -> HttpResponse:
+class ApiDocsApi(APIView):
+    """The page, as an API view so it is rate-limited (the ``api_docs`` scope, shared with the schema)."""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> HttpResponse:
+        return _docs_page(request._request)
+
+
+def _docs_page(request: HttpRequest) -> HttpResponse:
     document = schema()
     context = {
         "info": document.get("info", {}),

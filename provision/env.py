@@ -43,6 +43,40 @@ def setting(name: str, parse: Callable[[str], T], *, default: T = _MISSING, expe
         raise ConfigurationError(f"{name}={raw!r} is invalid: expected {expected} ({exc})") from None
 
 
+# Values that are examples, not secrets: what .env.example and the docs show, and common stand-ins.
+PLACEHOLDER_SECRETS = frozenset(
+    {"secret", "password", "changeme", "change-me", "change_me", "test", "example", "placeholder", "xxx"}
+)
+_PLACEHOLDER_MARKS = ("change-me", "changeme", "change_me", "replace-me", "replace_me", "your-", "<")
+MIN_DISTINCT_CHARACTERS = 5  # as Django's own check of SECRET_KEY (security.W009)
+
+
+def check_secret(
+    name: str, value: str, *, min_length: int, expected: str, placeholders: frozenset[str] = frozenset()
+) -> None:
+    """Refuse a secret that is a known placeholder, shorter than ``min_length`` or made of a handful of
+    characters, with one line naming the variable (never the value). The settings call it unless DEBUG."""
+    lowered = value.strip().lower()
+    if (
+        lowered in PLACEHOLDER_SECRETS
+        or value in placeholders
+        or any(mark in lowered for mark in _PLACEHOLDER_MARKS)
+    ):
+        raise ConfigurationError(
+            f"{name} is a placeholder, not a secret: expected {expected} (refused unless DEBUG=true)"
+        )
+    if len(value) < min_length:
+        raise ConfigurationError(
+            f"{name} is too short ({len(value)} characters): expected {expected}, "
+            f"at least {min_length} characters (refused unless DEBUG=true)"
+        )
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS:
+        raise ConfigurationError(
+            f"{name} has too few different characters to be random: expected {expected} "
+            "(refused unless DEBUG=true)"
+        )
+
+
 def parse_bool(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in {"1", "true", "yes", "on"}:

@@ -8,11 +8,15 @@ Two sources, one answer:
   directory is aggregated (prometheus_client's multiprocess mode); without it, this process's own.
 * database figures, read at scrape time by ``DatabaseCollector`` so every replica reports the same
   truth: orders by state, outbox depth and the oldest pending row's age, balances per currency,
-  transfers by PSP and status, webhook signature failures, PSP circuit breakers, the worker's last
+  transfers by PSP and status, webhook signature failures (counted in ``WebhookRefusals``, not read from
+  the sampled and purged webhook rows), PSP circuit breakers, the worker's last
   finished task.
 
-Access: with ``METRICS_TOKEN`` set, ``Authorization: Bearer <token>`` (compared in constant time);
-without it, loopback clients only (REMOTE_ADDR in 127.0.0.0/8 or ::1 — X-Forwarded-For is ignored).
+Access: with ``METRICS_TOKEN`` set, ``Authorization: Bearer <token>`` (compared in constant time; a DRF
+authentication class, so the scraper is rate-limited on a budget of its own).
+Without it, nobody, unless ``METRICS_ALLOW_UNAUTHENTICATED=loopback`` (the default only with DEBUG):
+then loopback clients (REMOTE_ADDR in 127.0.0.0/8 or ::1 — X-Forwarded-For is ignored). Loopback alone
+proves little: a reverse proxy on the same host makes every client a loopback client.
 """
 
 from __future__ import annotations
@@ -22,18 +26,24 @@ import ipaddress
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import prometheus_client
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count, Max, Min
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4  # every Prometheus version reads it
 from prometheus_client.registry import Collector, CollectorRegistry
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from provision import metrics as _node_metrics  # noqa: F401  (registers the node's own metrics)
 
@@ -74,7 +84,7 @@ class DatabaseCollector(Collector):
     def _families(self) -> Iterator[Metric]:
         from balances.models import Balance
         from orders.models import Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
-        from psp.models import CircuitState, Transfer, TransferStatus, WebhookEvent
+        from psp.models import CircuitState, Transfer, TransferStatus, WebhookRefusals
 
         now = timezone.now()
 
@@ -131,15 +141,10 @@ class DatabaseCollector(Collector):
 
         failures = CounterMetricFamily(
             "provision_webhook_signature_failures",
-            "Webhooks refused for a bad signature (stored WebhookEvent rows), by PSP.",
+            "Webhooks refused for a bad signature, by PSP (every one, stored as a sample or not).",
             labels=["psp"],
         )
-        counts_by_psp = dict(
-            WebhookEvent.objects.filter(signature_valid=False)
-            .values_list("psp")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
+        counts_by_psp = dict(WebhookRefusals.objects.values_list("psp", "total"))
         for psp in sorted(set(settings.PSP) | set(counts_by_psp)):
             failures.add_metric([psp], counts_by_psp.get(psp, 0))
         yield failures
@@ -201,25 +206,55 @@ def _is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def _refuse(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    response = JsonResponse({"status": "error", "message": message, "data": {"code": code}}, status=status)
-    for name, value in (headers or {}).items():
-        response[name] = value
-    return response
+_NEED_TOKEN = "Metrics need a bearer token"  # noqa: S105 - a message, not a secret
 
 
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    token: str = settings.METRICS_TOKEN
-    if token:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+@dataclass(frozen=True)
+class MetricsScraper:
+    """A client that presented ``METRICS_TOKEN``. ``client_id`` gives it a rate-limit budget of its own
+    (``provision.throttling`` counts authenticated clients by id), apart from anonymous callers that may
+    share its address (every client of a reverse proxy on the same host)."""
+
+    client_id: str = "metrics-scraper"
+    is_authenticated: bool = True
+
+
+class MetricsTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <METRICS_TOKEN>``, compared in constant time. A wrong token is refused
+    before the throttle counts it; no header leaves the request anonymous (the view decides)."""
+
+    def authenticate(self, request: Request) -> tuple[MetricsScraper, None] | None:
+        token: str = settings.METRICS_TOKEN
+        header = request.headers.get("Authorization", "")
+        if not token or not header:
+            return None
+        scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8"), token.encode("utf-8")
         ):
-            return _refuse(
-                401, "Metrics need a bearer token", "not_authenticated", {"WWW-Authenticate": "Bearer"}
-            )
-    elif not _is_loopback(str(request.META.get("REMOTE_ADDR") or "")):
-        return _refuse(403, "Metrics are served to loopback clients only (set METRICS_TOKEN)", "forbidden")
-    if request.method not in {"GET", "HEAD"}:
-        return _refuse(405, "Method not allowed", "method_not_allowed", {"Allow": "GET, HEAD"})
-    return HttpResponse(render(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+            raise exceptions.NotAuthenticated(_NEED_TOKEN)
+        return MetricsScraper(), None
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Bearer"
+
+
+class MetricsApi(APIView):
+    """``GET /metrics``, rate-limited in the ``metrics`` scope (per client IP; the scraper: its own)."""
+
+    authentication_classes = [MetricsTokenAuthentication]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> HttpResponse:
+        if not isinstance(request.user, MetricsScraper):
+            if settings.METRICS_TOKEN:
+                raise exceptions.NotAuthenticated(_NEED_TOKEN)
+            if settings.METRICS_ALLOW_UNAUTHENTICATED != "loopback":
+                raise exceptions.PermissionDenied(
+                    "Metrics need METRICS_TOKEN (or METRICS_ALLOW_UNAUTHENTICATED=loopback)", code="forbidden"
+                )
+            if not _is_loopback(str(request.META.get("REMOTE_ADDR") or "")):
+                raise exceptions.PermissionDenied(
+                    "Metrics are served to loopback clients only (set METRICS_TOKEN)", code="forbidden"
+                )
+        return HttpResponse(render(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -151,9 +151,14 @@ class WebhookSignatureInvalid(PspError):
 
 
 class PspAdapter(abc.ABC):
-    """A payment service provider. ``name`` is what the node reports to the aggregator as ``psp``."""
+    """A payment service provider. ``name`` is what the node reports to the aggregator as ``psp``.
+
+    ``webhooks_signed`` is false for a PSP whose webhooks carry no signature (MTN MoMo's callbacks): the
+    node then stores them only about its own transfers, a bounded number each (``psp.services.webhooks``).
+    """
 
     name: str
+    webhooks_signed: bool = True
 
     @abc.abstractmethod
     def supports(self, *, currency: str, institution: str) -> bool:

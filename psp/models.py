@@ -3,7 +3,11 @@
 Objects
     Transfer            one row per payout attempt, written *before* the PSP is called; its
                         ``reference`` is the PSP idempotency key, derived from the order and attempt.
-    WebhookEvent        every webhook as received (raw body), unique on (psp, event_id).
+    WebhookEvent        a webhook as received (raw body), unique on (psp, event_id): every verified one
+                        (unsigned callbacks: only about a transfer of ours, a bounded number per
+                        transfer) and a bounded sample of refused ones; purged after their retention.
+    WebhookRefusals     per PSP: how many deliveries were refused for a bad signature (ever, and in the
+                        current clock hour, which bounds the refused sample).
     InstitutionMapping  the aggregator's institution code -> the PSP's bank/operator code.
     SandboxPayout       the sandbox PSP's own ledger of payouts (the sandbox *is* a PSP).
     PspCircuit          the circuit breaker of one PSP, shared by every web and worker process.
@@ -119,10 +123,28 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-pk"]
+        indexes = [models.Index(fields=["received_at"], name="webhook_received_at")]  # the purge
         constraints = [models.UniqueConstraint(fields=["psp", "event_id"], name="webhook_unique_event")]
 
     def __str__(self) -> str:
         return f"{self.psp}:{self.event_id}"
+
+
+class WebhookRefusals(models.Model):
+    """Refused webhook deliveries of one PSP: a running total (never purged, so the metric read from it
+    only grows) and the count of the current clock hour. Written only by ``psp.services.webhooks``."""
+
+    psp = models.CharField(max_length=32, unique=True)
+    total = models.PositiveBigIntegerField(default=0)
+    hour_start = models.DateTimeField()
+    hour_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["psp"]
+        verbose_name_plural = "webhook refusals"
+
+    def __str__(self) -> str:
+        return f"refusals:{self.psp} ({self.total})"
 
 
 class InstitutionMapping(models.Model):

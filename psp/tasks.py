@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from psp import sandbox, webhooks
+from psp.services import webhooks as webhook_services
 
 
 def webhook_process(*, event_pk: int) -> str:
@@ -11,3 +12,8 @@ def webhook_process(*, event_pk: int) -> str:
 
 def sandbox_webhook_send(*, payout_pk: int, attempt: int = 1) -> str:
     return sandbox.sandbox_webhook_deliver(payout_pk=payout_pk, attempt=attempt)
+
+
+def webhook_events_purge() -> int:
+    """Hourly: delete webhook rows past WEBHOOK_RETENTION_DAYS (refused: WEBHOOK_REFUSED_RETENTION_DAYS)."""
+    return webhook_services.webhook_events_purge()

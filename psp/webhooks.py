@@ -4,15 +4,16 @@ A webhook is a hint: the payout lane reads the transfer's status from the PSP by
 the order moves (many webhooks about one transfer: one read). MTN MoMo callbacks are unsigned and carry
 our reference in the URL path (``/webhooks/mtn_momo/<reference>``); the view passes it to the adapter as
 the ``X-Callback-Reference`` header.
+
+What is stored of each delivery, and for how long, is ``psp.services.webhooks``'s business; every delivery
+is counted in ``provision_webhooks_total`` by outcome, stored or not.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +26,8 @@ from psp import registry
 from psp import services as psp_services
 from psp.base import PspError, WebhookBodyRefused, WebhookSignatureInvalid
 from psp.models import Transfer, WebhookEvent
+from psp.services import webhooks as webhook_services
+from psp.services.webhooks import StoreOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class PspWebhookApi(APIView):
             notice = adapter.parse_webhook(body=body, headers=headers)
         except WebhookSignatureInvalid:
             metrics.WEBHOOKS.labels(psp=psp, outcome="invalid_signature").inc()
-            _store(psp, "invalid:" + hashlib.sha256(body).hexdigest()[:40], "", "", body, valid=False)
+            webhook_services.webhook_refusal_record(psp=psp, body=body)
             return responses.error("Invalid webhook signature", {"code": "invalid_signature"}, status=401)
         except WebhookBodyRefused as exc:  # hostile bytes: refused, not stored (they may not even encode)
             metrics.WEBHOOKS.labels(psp=psp, outcome="malformed").inc()
@@ -58,35 +61,27 @@ class PspWebhookApi(APIView):
             metrics.WEBHOOKS.labels(psp=psp, outcome="ignored").inc()
             logger.info("webhook.unsupported", extra={"psp": psp, "reason": exc.message[:200]})
             return responses.success("Ignored", {"reason": exc.message[:200]})
-        event = _store(psp, notice.event_id, notice.event_type, notice.reference, body, valid=True)
-        if event is None:
-            metrics.WEBHOOKS.labels(psp=psp, outcome="duplicate").inc()
+        stored = webhook_services.webhook_event_store(
+            psp=psp, notice=notice, body=body, signed=adapter.webhooks_signed
+        )
+        metrics.WEBHOOKS.labels(psp=psp, outcome=stored.outcome).inc()
+        if stored.outcome == StoreOutcome.DUPLICATE:
             logger.info("webhook.duplicate", extra={"psp": psp, "event_id": notice.event_id})
             return responses.success("Duplicate event", None)
-        metrics.WEBHOOKS.labels(psp=psp, outcome="received").inc()
-        _kick(event.pk)
+        if stored.event is None:
+            # Answered like a stored callback: a different answer would tell anyone which references
+            # (hence which orders) this node paid through the PSP.
+            logger.info(
+                "webhook.not_stored",
+                extra={"psp": psp, "reference": notice.reference, "outcome": str(stored.outcome)},
+            )
+            return responses.success("Received", None)
+        _kick(stored.event.pk)
         return responses.success("Received", None)
 
     def put(self, request: Request, psp: str, reference: str = "") -> Response:
         """MTN MoMo may deliver its callback as PUT as well as POST (protocol/mtn-momo.md section 11)."""
         return self.post(request, psp, reference)
-
-
-def _store(
-    psp: str, event_id: str, event_type: str, reference: str, body: bytes, *, valid: bool
-) -> WebhookEvent | None:
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(
-                psp=psp,
-                event_id=event_id[:128],
-                event_type=event_type[:64],
-                reference=reference[:64],
-                body=body.decode("utf-8", "replace"),
-                signature_valid=valid,
-            )
-    except IntegrityError:
-        return None
 
 
 def webhook_process(*, event_pk: int) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from provision.env import (
     BASE_DIR,
     ConfigurationError,
+    check_secret,
     parse_amount_map,
     parse_bool,
     parse_cache_url,
@@ -370,6 +371,24 @@ SANDBOX_WEBHOOK_SECRET = setting(
     default="sandbox-webhook-secret",
     expected="the sandbox webhook signing key",
 )
+WEBHOOK_RETENTION_DAYS = setting(
+    "WEBHOOK_RETENTION_DAYS",
+    parse_positive_int,
+    default=90,
+    expected="days a stored PSP webhook is kept before the hourly purge deletes it",
+)
+WEBHOOK_REFUSED_RETENTION_DAYS = setting(
+    "WEBHOOK_REFUSED_RETENTION_DAYS",
+    parse_positive_int,
+    default=7,
+    expected="days a stored sample of a refused (badly signed) webhook is kept",
+)
+WEBHOOK_REFUSED_SAMPLE_PER_HOUR = setting(
+    "WEBHOOK_REFUSED_SAMPLE_PER_HOUR",
+    parse_int_non_negative,
+    default=20,
+    expected="refused webhooks stored per PSP and clock hour as a sample (all are counted; 0: none stored)",
+)
 PAYOUT_NAME_CHECK = setting(
     "PAYOUT_NAME_CHECK",
     parse_choice("off", "warn", "hold"),
@@ -511,7 +530,15 @@ METRICS_TOKEN: str = setting(
     "METRICS_TOKEN",
     str,
     default="",
-    expected="a bearer token GET /metrics requires (empty: loopback clients only)",
+    expected="a bearer token GET /metrics requires (empty: see METRICS_ALLOW_UNAUTHENTICATED)",
+)
+# Without a token, loopback is trusted only by choice: behind a reverse proxy on the same host every client
+# arrives from loopback. Development (DEBUG) trusts it by default so `make run` can be scraped as is.
+METRICS_ALLOW_UNAUTHENTICATED = setting(
+    "METRICS_ALLOW_UNAUTHENTICATED",
+    parse_choice("off", "loopback"),
+    default="loopback" if DEBUG else "off",
+    expected="off (without METRICS_TOKEN /metrics refuses everyone) or loopback (serves loopback clients)",
 )
 # The sweep schedule runs every max(1, ORDER_POLL_INTERVAL // 60) minutes; three missed runs is a dead worker.
 WORKER_HEARTBEAT_MAX_AGE = setting(
@@ -520,6 +547,45 @@ WORKER_HEARTBEAT_MAX_AGE = setting(
     default=3 * 60 * max(1, ORDER_POLL_INTERVAL // 60),
     expected="seconds since the worker last finished a task before /health/ready fails",
 )
+
+# --- Secrets: outside DEBUG, no placeholder and nothing short ------------------------------------------
+# `manage.py check --deploy` does not look at the node's own secrets, and a node started from .env.example
+# (AGGREGATOR_SECRET_KEY=change-me) or with the sandbox's published webhook key would run with secrets
+# anyone can read. Development (DEBUG=true) keeps its defaults, so `make run` needs no credentials.
+if not DEBUG:
+    _RANDOM = "random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    _KNOWN = frozenset({_DEV_SECRET, _DEV_AGGREGATOR_SECRET, "sandbox-webhook-secret"})
+    _secrets: list[tuple[str, str, int, str]] = [
+        ("SECRET", SECRET_KEY, 50, "50+ random characters (Django's secret key)"),
+        (
+            "AGGREGATOR_SECRET_KEY",
+            AGGREGATOR_SECRET_KEY,
+            32,
+            "the secret the aggregator issued (44 characters)",
+        ),
+    ]
+    if AGGREGATOR_PREVIOUS_SECRET_KEY:
+        _secrets.append(
+            (
+                "AGGREGATOR_PREVIOUS_SECRET_KEY",
+                AGGREGATOR_PREVIOUS_SECRET_KEY,
+                32,
+                "the previous aggregator secret",
+            )
+        )
+    if "sandbox" in PSP:
+        _secrets.append(("SANDBOX_WEBHOOK_SECRET", SANDBOX_WEBHOOK_SECRET, 32, _RANDOM))
+    if METRICS_TOKEN:
+        _secrets.append(("METRICS_TOKEN", METRICS_TOKEN, 32, _RANDOM))
+    if "lenco" in PSP:
+        _secrets.append(("LENCO_API_KEY", LENCO_API_KEY, 16, "the API token Lenco issued"))
+    if "mtn_momo" in PSP:
+        _secrets += [
+            ("MTN_MOMO_SUBSCRIPTION_KEY", MTN_MOMO_SUBSCRIPTION_KEY, 16, "the subscription key MTN issued"),
+            ("MTN_MOMO_API_KEY", MTN_MOMO_API_KEY, 16, "the API key MTN issued"),
+        ]
+    for _name, _value, _min_length, _expected in _secrets:
+        check_secret(_name, _value, min_length=_min_length, expected=_expected, placeholders=_KNOWN)
 
 # --- Rate limits (provision.throttling) -------------------------------------------------------------------
 # Per client: the aggregator's client id on signed endpoints, the client IP elsewhere; fixed windows.
@@ -535,6 +601,11 @@ DEFAULT_THROTTLE_RATES = {
     "webhooks": "6000/min",
     "public": "600/min",
     "health": "600/min",
+    # A scrape reads the database (a dozen GROUP BYs); Prometheus asks every 15 s. An authenticated
+    # scraper has its own budget, anonymous callers share their IP's.
+    "metrics": "60/min",
+    # People and tools read the API description now and then; the docs page renders the whole schema.
+    "api_docs": "60/min",
     "default": "6000/min",
 }
 _NO_RATE_OVERRIDES: dict[str, str] = {}
@@ -556,7 +627,9 @@ THROTTLE_SCOPES = {
     "psp-webhook": "webhooks",
     "psp-callback": "webhooks",
     "info": "public",
-    "api-schema": "public",
+    "api-schema": "api_docs",
+    "api-docs": "api_docs",
+    "metrics": "metrics",
     "health": "health",
     "health-live": "health",
     "health-ready": "health",

@@ -3,9 +3,12 @@
 import os
 
 os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET", "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstu")
+# DEBUG=false refuses placeholder secrets (provision.env.check_secret): the tests run with random-looking
+# ones, as production would.
+os.environ.setdefault("SECRET", "q8Vh2LxT0mN5sR9bW3kJ7cF1yP6dG4zA-eU2iO8tY5rE3wQ7nM0lK9jH6gD1sA4fB")
 os.environ.setdefault("AGGREGATOR_CLIENT_ID", "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b")
 os.environ.setdefault("AGGREGATOR_SECRET_KEY", "E8U4m3tmfP2DIlnFUAa-0dBpUcU-t9WmQByKOqBGPjw=")
+os.environ.setdefault("SANDBOX_WEBHOOK_SECRET", "HJEM8uYCSP1MPbmhrEY4wHubNbPL8OW4xO66RtRzyhE")
 os.environ.setdefault("AGGREGATOR_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("CURRENCIES", "NGN,KES")
 os.environ.setdefault("BALANCE_REPORT_DELAY", "0")  # reports at once: tests read them right after a change

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from django.test import Client
+from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,13 +51,16 @@ def test_each_variable_is_documented_once() -> None:
 
 
 def exposed_metric_families(client: Client) -> set[str]:
+    from django.conf import settings
     from django.utils import timezone
     from django_q.models import Success
 
     Success.objects.create(
         id="d" * 32, name="sweep", func="orders.tasks.sweep", started=timezone.now(), stopped=timezone.now()
     )
-    body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    token = settings.METRICS_TOKEN or "kP4vR8xN2mT6bW0sJ3yH7cL1dF5gQ9zA"
+    with override_settings(METRICS_TOKEN=token):
+        body = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").content.decode()
     return {family.name for family in text_string_to_metric_families(body)}
 
 

@@ -1,4 +1,5 @@
-"""GET /metrics: process metrics plus database figures read at scrape time; token or loopback only."""
+"""GET /metrics: process metrics plus database figures read at scrape time; a bearer token, or loopback
+clients when METRICS_ALLOW_UNAUTHENTICATED=loopback (the default only with DEBUG)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ from orders.models import OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
 from orders.services import outbox
 from orders.tests.factories import OrderFactory
 from psp.models import CircuitState, PspCircuit, Transfer, TransferStatus, WebhookEvent
+from psp.services import webhooks as webhook_services
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def loopback_opt_out(settings: Any) -> None:
+    """Most tests here scrape from loopback without a token: the documented opt-out. Without DEBUG the
+    default is off (tested below)."""
+    settings.METRICS_ALLOW_UNAUTHENTICATED = "loopback"
 
 
 def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -72,6 +81,49 @@ def test_remote_client_is_refused_when_no_token_is_set(client: Client) -> None:
     }
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.1.2.3"])
+def test_without_a_token_or_the_opt_out_every_client_is_refused(
+    client: Client, settings: Any, address: str
+) -> None:
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOW_UNAUTHENTICATED = "off"
+
+    response = scrape(client, REMOTE_ADDR=address)
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "status": "error",
+        "message": "Metrics need METRICS_TOKEN (or METRICS_ALLOW_UNAUTHENTICATED=loopback)",
+        "data": {"code": "forbidden"},
+    }
+
+
+def _metrics_access_in_a_fresh_process(**env: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from provision.testing import subprocess_env
+
+    script = "from django.conf import settings; print(settings.METRICS_ALLOW_UNAUTHENTICATED)"
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env=subprocess_env(DATABASE_URL="sqlite:////tmp/provision-metrics-access.sqlite3", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_loopback_is_trusted_by_default_only_with_debug() -> None:
+    assert _metrics_access_in_a_fresh_process(DEBUG="false") == "off"
+    assert _metrics_access_in_a_fresh_process(DEBUG="true") == "loopback"
+    assert _metrics_access_in_a_fresh_process(METRICS_ALLOW_UNAUTHENTICATED="loopback") == "loopback"
+
+
 def test_with_a_token_every_client_needs_the_bearer_token(client: Client, settings: Any) -> None:
     settings.METRICS_TOKEN = "scrape-token-0123456789"
 
@@ -103,9 +155,10 @@ def test_database_figures_are_read_at_scrape_time(client: Client, settings: Any)
         kind=OutboxKind.DECLINE, dedupe_key="decline:y", path="orders/y/decline", payload={}, order=None
     )
     OutboxMessage.objects.filter(dedupe_key="decline:y").update(status=OutboxStatus.DELIVERED)
-    for event_id in ("bad-1", "bad-2"):
-        WebhookEvent.objects.create(psp="sandbox", event_id=event_id, body="{}", signature_valid=False)
+    for body in (b"bad-1", b"bad-2"):
+        webhook_services.webhook_refusal_record(psp="sandbox", body=body)
     WebhookEvent.objects.create(psp="sandbox", event_id="good", body="{}", signature_valid=True)
+    WebhookEvent.objects.filter(signature_valid=False).delete()  # purged samples still count
     PspCircuit.objects.create(psp="sandbox", state=CircuitState.OPEN, opened_at=timezone.now())
 
     values = samples(scrape(client).content)

@@ -15,9 +15,10 @@ GOOD_ENV = {
     "PATH": os.environ.get("PATH", ""),
     "PROVISION_READ_DOTENV": "0",
     "DJANGO_SETTINGS_MODULE": "provision.settings.base",
-    "SECRET": "x" * 50,
+    "SECRET": "biCQWzgsHgtyWftEubOR30K6f2O_AiJkDyq92shsLJnZuHDzLZciLqyT3BzqT1VTwE0",
     "AGGREGATOR_CLIENT_ID": "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b",
-    "AGGREGATOR_SECRET_KEY": "secret",
+    "AGGREGATOR_SECRET_KEY": "QaxTNDq0V-J-gBs-qw2GKUWII01jlhzPuebREKiW64o",
+    "SANDBOX_WEBHOOK_SECRET": "DuiqdS8ii0OE0EJhjbt8LmES0oo-foJshuLVAQE6X-c",
     "DATABASE_URL": "sqlite:////tmp/provision-settings-test.sqlite3",
 }
 

@@ -151,9 +151,10 @@ def test_malformed_throttle_rates_stop_the_boot_naming_the_variable() -> None:
         "PATH": os.environ.get("PATH", ""),
         "PROVISION_READ_DOTENV": "0",
         "DJANGO_SETTINGS_MODULE": "provision.settings.base",
-        "SECRET": "x" * 50,
+        "SECRET": "biCQWzgsHgtyWftEubOR30K6f2O_AiJkDyq92shsLJnZuHDzLZciLqyT3BzqT1VTwE0",
         "AGGREGATOR_CLIENT_ID": "8b2f5a0e-3c1d-4e6f-9a7b-0c1d2e3f4a5b",
-        "AGGREGATOR_SECRET_KEY": "secret",
+        "AGGREGATOR_SECRET_KEY": "QaxTNDq0V-J-gBs-qw2GKUWII01jlhzPuebREKiW64o",
+        "SANDBOX_WEBHOOK_SECRET": "DuiqdS8ii0OE0EJhjbt8LmES0oo-foJshuLVAQE6X-c",
         "DATABASE_URL": "sqlite:////tmp/provision-throttle-test.sqlite3",
         "THROTTLE_RATES": "new_order=lots",
     }
@@ -164,3 +165,70 @@ def test_malformed_throttle_rates_stop_the_boot_naming_the_variable() -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip().startswith("configuration error: THROTTLE_RATES='new_order=lots' is invalid")
+
+
+SCRAPE_TOKEN = "Hs7kP2vQ9xL4mR8nT1bW6cY3dF0gJ5zA"
+
+
+@pytest.mark.django_db
+def test_metrics_has_its_own_scope_counted_per_client_ip(client: Client, settings: Any) -> None:
+    settings.METRICS_ALLOW_UNAUTHENTICATED = "loopback"
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "metrics": "2/min", "default": "off"}
+
+    answers = [client.get("/metrics", REMOTE_ADDR="127.0.0.1") for _ in range(3)]
+    elsewhere = client.get("/metrics", REMOTE_ADDR="::1")
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["data"]["code"] == "throttled"
+    assert 1 <= int(answers[2]["Retry-After"]) <= 60
+    assert elsewhere.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_scraper_with_the_token_is_counted_apart_from_anonymous_clients(
+    client: Client, settings: Any
+) -> None:
+    settings.METRICS_TOKEN = SCRAPE_TOKEN
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "metrics": "2/min"}
+
+    anonymous = [client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code for _ in range(3)]
+    scraper = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {SCRAPE_TOKEN}")
+
+    assert anonymous == [401, 401, 429]
+    assert scraper.status_code == 200
+
+
+@pytest.mark.django_db
+def test_api_schema_and_docs_share_a_scope_counted_per_client_ip(client: Client, settings: Any) -> None:
+    settings.THROTTLE_RATES = {
+        **settings.THROTTLE_RATES,
+        "api_docs": "2/min",
+        "public": "off",
+        "default": "off",
+    }
+
+    answers = [client.get(path).status_code for path in ("/api/schema/", "/api/docs/", "/api/docs/")]
+    schema_again = client.get("/api/schema/")
+
+    assert answers == [200, 200, 429]
+    assert schema_again.status_code == 429
+    assert client.get("/api/docs/", REMOTE_ADDR="10.0.0.9").status_code == 200
+
+
+def test_every_url_the_node_serves_outside_admin_has_a_throttle_scope() -> None:
+    from django.urls import get_resolver
+
+    names = {
+        pattern.name
+        for entry in get_resolver().url_patterns
+        for pattern in getattr(entry, "url_patterns", [entry])
+        if getattr(pattern, "name", None) and not str(entry.pattern).startswith("admin/")
+    }
+
+    assert sorted(names - set(django_settings.THROTTLE_SCOPES)) == []
+    assert {django_settings.THROTTLE_SCOPES[name] for name in ("metrics", "api-docs", "api-schema")} == {
+        "metrics",
+        "api_docs",
+    }
+    for scope in set(django_settings.THROTTLE_SCOPES.values()):
+        assert parse_rate(django_settings.DEFAULT_THROTTLE_RATES[scope]) is not None, scope

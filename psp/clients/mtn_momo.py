@@ -135,6 +135,7 @@ class _Token:
 
 class MtnMomoAdapter(PspAdapter):
     name = NAME
+    webhooks_signed = False  # callbacks are unsigned: see parse_webhook
 
     def __init__(
         self,
