@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("psp", "0005_transfer_send_lease"),
+        ("psp", "0006_circuit_permissions"),
     ]
 
     operations = [
