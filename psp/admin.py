@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from provision.admin_base import ReadOnlyAdmin
 from psp import health
-from psp.models import InstitutionMapping, PspCircuit, Transfer, WebhookEvent
+from psp.models import InstitutionMapping, PspCircuit, PspRoute, Transfer, WebhookEvent
 
 
 @admin.register(Transfer)
@@ -54,3 +54,13 @@ class PspCircuitAdmin(ReadOnlyAdmin):
         for name in names:
             health.circuit_reset(psp=name)
         self.message_user(request, f"Closed: {', '.join(names)}", messages.SUCCESS)
+
+
+@admin.register(PspRoute)
+class PspRouteAdmin(admin.ModelAdmin):
+    """Which adapter pays which corridor: the most specific institution pattern first, then priority."""
+
+    list_display = ("currency", "institution", "psp", "priority", "enabled", "note")
+    list_filter = ("currency", "psp", "enabled")
+    search_fields = ("institution", "psp", "note")
+    list_editable = ("priority", "enabled")

@@ -320,3 +320,8 @@ def sandbox_webhook_deliver(*, payout_pk: int, attempt: int = 1) -> str:
     logger.warning("sandbox.webhook.retry", extra={**log_extra, "error": error})
     _webhook_schedule(payout_pk, when=now + WEBHOOK_RETRY_DELAY * attempt, attempt=attempt + 1)
     return "retry"
+
+
+def build_adapter() -> SandboxAdapter:
+    """The sandbox PSP (its state is in the node's database; settings are read where used)."""
+    return SandboxAdapter()
