@@ -44,6 +44,7 @@ class TransferStatus(models.TextChoices):
     FAILED = "failed", "Failed (final)"
     REJECTED = "rejected", "Rejected before sending money"
     UNKNOWN = "unknown", "Outcome unknown (review)"
+    REVERSED = "reversed", "Reversed by the PSP after success"
 
 
 LIVE_TRANSFER_STATES = (

@@ -150,6 +150,8 @@ class SandboxAdapter(PspAdapter):
             status = PayoutStatus.PENDING
         elif payout.status == "successful":
             status = PayoutStatus.SUCCEEDED
+        elif payout.status == "reversed":  # set by hand (admin, tests): the sandbox took it back
+            status = PayoutStatus.REVERSED
         else:
             status = PayoutStatus.FAILED
         return PayoutResult(
