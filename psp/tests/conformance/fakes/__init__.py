@@ -1,0 +1,7 @@
+"""One real-HTTP fake per adapter (``kit.PspFake`` subclasses). A new PSP adds its fake to FAKES."""
+
+from __future__ import annotations
+
+from psp.tests.conformance.kit import PspFake
+
+FAKES: list[type[PspFake]] = []
