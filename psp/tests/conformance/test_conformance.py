@@ -33,12 +33,13 @@ from balances import services as balance_services
 from balances.models import EntryKind, LedgerEntry, PspBalance
 from orders import services as order_services
 from orders import workflow
-from orders.models import Order, OrderStatus, OutboxMessage
+from orders.models import DeclineReason, Order, OrderStatus, OutboxMessage
 from orders.selectors import order_tx_status
+from orders.tests.factories import OrderFactory
 from psp import banks, registry
 from psp import services as psp_services
 from psp.base import PspAdapter
-from psp.models import SandboxPayout, Transfer, TransferStatus, WebhookEvent
+from psp.models import InstitutionMapping, SandboxPayout, Transfer, TransferStatus, WebhookEvent
 from psp.tests.conformance.conftest import KitServer
 from psp.tests.conformance.fakes import FAKES
 from psp.tests.conformance.kit import CAPABILITIES, FakePayout, PspFake, Refusal, Send, Status, fake_id
@@ -295,6 +296,40 @@ def test_the_fake_and_its_adapter_plug_into_the_node(fake: PspFake) -> None:
         adapter_has(fake, "parse_webhook", "webhooks")
     if "bank_list" not in fake.capabilities:
         adapter_has(fake, "list_banks", "bank_list")
+
+
+def test_an_institution_with_no_mapping_is_paid_or_declined_never_accepted_then_refused(
+    fake: PspFake,
+) -> None:
+    """Ops have not mapped the institution to the PSP's own code. A PSP that cannot pay without that code
+    must be known to routing (``NEEDS_MAPPING``), so the offer is declined at once; accepting it and then
+    having the adapter refuse it costs the provider a cancel and the sender a delay."""
+    InstitutionMapping.objects.filter(psp=fake.name).delete()
+    script(fake, Send.PENDING)
+    order = OrderFactory.create(
+        amount=fake.amount,
+        currency=fake.currency,
+        institution=fake.institution,
+        account_identifier=fake.order_account(),
+        account_name=fake.account_name,
+    )
+    balance_services.balance_credit(currency=fake.currency, amount=fake.amount * 4, reason="funds")
+
+    order_services.order_decide(order_pk=order.pk)
+
+    order.refresh_from_db()
+    if order.status == OrderStatus.DECLINED:
+        assert order.decline_reason == DeclineReason.UNSUPPORTED_INSTITUTION
+        return
+    assert order.status == OrderStatus.ACCEPTING
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.ACCEPTED)  # as if the aggregator said 201
+    order_services.order_start_payout(order_pk=order.pk)
+    run_lane()
+    transfer = Transfer.objects.get(order=order)
+    assert transfer.status != TransferStatus.REJECTED, (
+        f"accepted, then refused before it reached {fake.name}: {transfer.failure_message}"
+    )
+    assert [p.reference for p in held_for(fake, order)] == [transfer.reference]
 
 
 # --- payouts -------------------------------------------------------------------------------------------
