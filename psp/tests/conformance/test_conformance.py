@@ -432,6 +432,27 @@ def test_timeout_before_commit_the_look_up_finds_nothing_and_the_resend_is_safe(
     assert_money_safe(fake, order)
 
 
+def test_callback_after_a_lost_answer_settles_it_by_a_read(fake: PspFake, client: Client) -> None:
+    """The create call's answer was lost; the PSP paid and calls back: the callback makes the maybe-sent
+    transfer due at once, and the read by reference settles it (no second create call)."""
+    needs(fake, "webhooks")
+    adapter_has(fake, "parse_webhook", "webhooks")
+    script(fake, Send.TIMEOUT_AFTER_COMMIT)
+    transfer = start(fake)
+    run_lane()
+    settle(fake)
+    fake.finish(transfer.reference, Status.SUCCEEDED)
+
+    response = deliver(client, fake, transfer.reference)
+    run_lane()  # no time passes: the callback made the transfer due
+
+    assert response.status_code == 200
+    transfer, order = refreshed(transfer)
+    assert (transfer.status, order.status) == (TransferStatus.SUCCEEDED, OrderStatus.PAID)
+    assert posts(fake) == 1
+    assert_money_safe(fake, order)
+
+
 def test_read_after_write_lag_keeps_the_transfer_open_until_the_psp_shows_it(fake: PspFake) -> None:
     script(fake, Send.PENDING)
     transfer = start(fake)
@@ -749,6 +770,21 @@ def test_name_resolution_answers_the_holders_name(fake: PspFake) -> None:
     )
 
     assert name == expected
+
+
+def test_name_check_before_the_payout_lets_the_holders_own_name_through(fake: PspFake, settings: Any) -> None:
+    """With ``PAYOUT_NAME_CHECK=hold`` the payout start resolves the account through the PSP first: the
+    order's own holder name passes (or the check is skipped where the PSP cannot resolve), and it pays."""
+    settings.PAYOUT_NAME_CHECK = "hold"
+    script(fake, Send.PENDING)
+
+    transfer = start(fake)
+    run_lane()
+
+    transfer, order = refreshed(transfer)
+    assert (order.status, transfer.status) == (OrderStatus.PAYING, TransferStatus.PENDING)
+    order = pay_by_polling(fake, transfer)
+    assert_money_safe(fake, order)
 
 
 def test_bank_list_names_the_institutions_the_psp_pays(fake: PspFake) -> None:
