@@ -39,6 +39,7 @@ from orders.tests.factories import OrderFactory
 from psp import banks, registry
 from psp import services as psp_services
 from psp.base import PspAdapter
+from psp.clients import http
 from psp.models import InstitutionMapping, SandboxPayout, Transfer, TransferStatus, WebhookEvent
 from psp.tests.conformance.conftest import KitServer
 from psp.tests.conformance.fakes import FAKES
@@ -48,6 +49,7 @@ from psp.tests.helpers import accepted_order, fulfil_statuses, run_lane, transfe
 pytestmark = pytest.mark.django_db
 
 OPEN = (TransferStatus.CREATED, TransferStatus.PENDING)
+RETRY_AFTER_CAP = timedelta(minutes=5)  # a longer Retry-After is not waited for in full
 # What a scripted answer needs beyond what every PSP has.
 NEEDS: dict[Send | Refusal, str] = {
     Send.SUCCEEDED: "synchronous_success",
@@ -579,6 +581,27 @@ def test_refusal_with_no_other_psp(fake: PspFake, refusal: Refusal) -> None:
         assert posts(fake) == 2
     assert balance_selectors.balance_get(currency=fake.currency).reserved == 0
     assert_money_safe(fake, order)
+
+
+def test_rate_limited_the_node_waits_as_long_as_the_psp_asks(fake: PspFake) -> None:
+    """A 429's Retry-After (when the PSP sends one) is honoured: the transfer is not read or sent again
+    sooner (a PSP hammered while it throttles us may block the account)."""
+    script(fake, Refusal.RATE_LIMITED)
+    transfer = start(fake)
+    asked_at = timezone.now()
+
+    run_lane()
+
+    settle(fake)
+    answers = [answer for request, answer in fake.server.log if fake.is_create(request.path, request.method)]
+    wait = http.parse_retry_after(answers[-1].headers.get("Retry-After")) if answers else None
+    if wait is None:
+        pytest.skip(f"{fake_id(type(fake))} renders RATE_LIMITED without a Retry-After: nothing to honour")
+    assert_open(transfer)
+    assert transfer.next_check_at is not None
+    assert transfer.next_check_at >= asked_at + timedelta(seconds=min(wait, RETRY_AFTER_CAP.total_seconds()))
+    assert run_lane() == 0
+    assert posts(fake) == 1
 
 
 # --- callbacks ------------------------------------------------------------------------------------------
