@@ -821,7 +821,8 @@ def test_bank_list_names_the_institutions_the_psp_pays(fake: PspFake) -> None:
     assert all(bank.code.strip() and bank.name.strip() for bank in listed)
     assert len({bank.code for bank in listed}) == len(listed)
     mine = [sync for sync in synced if sync.currency == fake.currency]
-    assert [(sync.error, sync.fetched) for sync in mine] == [("", len(listed))]
+    if fake.currency in banks.aggregator_institutions():  # the sync maps the aggregator's institutions
+        assert [(sync.error, sync.fetched) for sync in mine] == [("", len(listed))]
     assert [sync for sync in synced if sync.error] == []
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from psp.tests.conformance.fakes.lenco import LencoMwkMomoFake, LencoNgnFake
+from psp.tests.conformance.fakes.lenco import LencoMwkMomoFake, LencoNgnFake, LencoZmwBankFake
 from psp.tests.conformance.fakes.mtn_momo import MtnMomoFake
 from psp.tests.conformance.fakes.sandbox import SandboxFake
 from psp.tests.conformance.kit import PspFake
 
-FAKES: list[type[PspFake]] = [SandboxFake, LencoNgnFake, LencoMwkMomoFake, MtnMomoFake]
+FAKES: list[type[PspFake]] = [SandboxFake, LencoNgnFake, LencoMwkMomoFake, LencoZmwBankFake, MtnMomoFake]

@@ -8,8 +8,8 @@ shaped like the recorded answers in psp/tests/fixtures/lenco/: the queued v1 ``P
 ``transaction.*`` (v1) / ``transfer.*`` (v2) webhooks. Like Lenco it refuses a reference it already holds
 (400, the first documented duplicate form), so it never holds two payouts for one reference.
 
-Two fakes of the one adapter, told apart by ``variant``: ``ngn`` (v1, a NUBAN at Access Bank) and
-``mwk-momo`` (v2, a TNM Mpamba wallet in Malawi).
+Three fakes of the one adapter, told apart by ``variant``: ``ngn`` (v1, a NUBAN at Access Bank),
+``mwk-momo`` (v2, a TNM Mpamba wallet in Malawi) and ``zmw-bank`` (v2, an account at Zanaco in Zambia).
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ _AT = "2024-05-02T10:15:04.447Z"
 
 class LencoFake(PspFake):
     """Lenco, both APIs. Subclasses say which order the suite pays (currency, institution, account)."""
+
+    @property
+    def psp_code(self) -> str:
+        """The bank code, bankId or operator the adapter must send for the order's institution."""
+        return self.psp_institution.rpartition(":")[2]
 
     name = "lenco"
     api: ClassVar[str]  # "v1" or "v2": which API the order's currency goes through
@@ -172,7 +177,11 @@ class LencoFake(PspFake):
             if reference in self.payouts:  # Lenco never takes a reference twice
                 return self._duplicate(DUPLICATE_FORMS[0], api, reference)
             account = str(body.get("accountNumber") or body.get("phone") or "")
-            if body.get("accountId") != ACCOUNTS.get(self.currency) or not account:
+            if (
+                body.get("accountId") != ACCOUNTS.get(self.currency)
+                or not account
+                or body.get("bankCode", body.get("bankId", body.get("operator"))) != self.psp_code
+            ):
                 return json_answer(
                     {"status": False, "message": "Validation failed", "data": [], "errorCode": "01"},
                     status=400,
@@ -408,7 +417,32 @@ class LencoFake(PspFake):
 
     def _v2_transfer(self, payout: FakePayout) -> dict[str, object]:
         failed = payout.status == Status.FAILED
-        operator = self.psp_institution.partition(":")[2]
+        kind, _, code = self.psp_institution.rpartition(":")
+        if kind == "momo":
+            credit_account: dict[str, object] = {
+                "id": None,
+                "type": "mobile-money",
+                "accountName": self.account_name,
+                "accountNumber": None,
+                "bank": None,
+                "phone": payout.account,
+                "operator": code,
+                "walletNumber": None,
+                "tillNumber": None,
+            }
+        else:
+            country = {"ZMW": "zm", "MWK": "mw"}[payout.currency]
+            credit_account = {
+                "id": None,
+                "type": "bank-account",
+                "accountName": self.account_name,
+                "accountNumber": payout.account,
+                "bank": {"id": code, "name": dict(V2_BANKS[country]).get(code, ""), "country": country},
+                "phone": None,
+                "operator": None,
+                "walletNumber": None,
+                "tillNumber": None,
+            }
         return {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, payout.reference)),
             "amount": format(payout.amount, ".2f"),
@@ -418,17 +452,7 @@ class LencoFake(PspFake):
             "initiatedAt": _AT,
             "completedAt": _AT if payout.status == Status.SUCCEEDED else None,
             "accountId": ACCOUNTS[payout.currency],
-            "creditAccount": {
-                "id": None,
-                "type": "mobile-money",
-                "accountName": self.account_name,
-                "accountNumber": None,
-                "bank": None,
-                "phone": payout.account,
-                "operator": operator,
-                "walletNumber": None,
-                "tillNumber": None,
-            },
+            "creditAccount": credit_account,
             "status": _WORDS.get(payout.status, str(payout.status)),
             "reasonForFailure": "Not enough funds" if failed else None,
             "reference": payout.reference,
@@ -477,3 +501,17 @@ class LencoMwkMomoFake(LencoFake):
             "Lenco resolves Zambian mobile-money numbers only, not Malawian ones (lenco.md section 6)"
         ),
     }
+
+
+class LencoZmwBankFake(LencoFake):
+    """v2: a bank account at Zanaco in Zambia (ZMW is not in the aggregator's list yet; Lenco pays it)."""
+
+    variant = "zmw-bank"
+    api = "v2"
+    currency = "ZMW"
+    institution = "ZNCOZMLU"
+    psp_institution = "bank:" + V2_BANKS["zm"][0][0]
+    account = "5012345678901"
+    account_name = "MWILA BANDA"
+    amount = Decimal("1250.50")
+    capabilities: ClassVar[dict[str, str]] = {"reversal": NO_REVERSAL}
