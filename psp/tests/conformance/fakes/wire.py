@@ -15,8 +15,8 @@ from psp.tests.conformance.kit import Refusal, Send
 
 # The node's client gives up after CLIENT_TIMEOUT seconds (the fakes' node_settings); a lost answer comes
 # LATE seconds after the request arrived, well after the client gave up, even on a busy machine.
-CLIENT_TIMEOUT = Decimal("0.5")
-LATE = 1.25
+CLIENT_TIMEOUT = Decimal("1")
+LATE = 1.75
 
 
 def json_answer(payload: object, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
