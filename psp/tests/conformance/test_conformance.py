@@ -745,7 +745,9 @@ def test_reversal_after_success_books_the_money_back(fake: PspFake, client: Clie
 
     with provided(fake, "finish(reference, Status.REVERSED)", "reversal"):
         fake.finish(transfer.reference, Status.REVERSED)
-    if fake.capabilities.get("webhooks"):  # no callback: as a reconciliation or staff would, make it due
+    if fake.capabilities.get("webhooks"):
+        # No callback: only reconciliation's report (paid_locally_not_at_psp) would tell staff; the read
+        # is made due here as a callback would make it.
         psp_services.transfer_mark_due(psp=fake.name, reference=transfer.reference)
     else:
         assert deliver(client, fake, transfer.reference).status_code == 200
