@@ -161,6 +161,21 @@ def balance_debit(*, order: Order, psp: str) -> LedgerEntry:
     )
 
 
+def balance_reversal(*, order: Order, psp: str) -> LedgerEntry:
+    """The PSP took back a payout it had made: the amount is in the account again (a CREDIT linked to the
+    order, after its DEBIT). Caller holds the order lock."""
+    return _apply(
+        currency=order.currency,
+        kind=EntryKind.CREDIT,
+        amount=order.amount,
+        total_delta=order.amount,
+        reserved_delta=Decimal("0"),
+        order=order,
+        psp=psp,
+        reason="payout reversed by the PSP",
+    )
+
+
 @transaction.atomic
 def balance_credit(
     *, currency: str, amount: Decimal, reason: str, actor: AbstractBaseUser | None = None

@@ -63,6 +63,12 @@ class StatusReportForm(forms.Form):
     report = forms.FileField(help_text="A pain.002 customer payment status report from your bank.")
 
 
+class EvidenceForm(forms.Form):
+    evidence = forms.CharField(
+        max_length=255, required=True, help_text="How it was settled (aggregator ticket, statement line)."
+    )
+
+
 class ResolveForm(forms.Form):
     outcome = forms.ChoiceField(
         choices=[("paid", "The recipient was paid"), ("not_paid", "The recipient was not paid")]
@@ -154,6 +160,7 @@ class OrderAdmin(admin.ModelAdmin):
         "cancel_orders",
         "mark_paid",
         "resolve_review",
+        "close_reversals",
         "export_bank_file",
     )
     readonly_fields = [f.name for f in Order._meta.fields]
@@ -374,6 +381,30 @@ class OrderAdmin(admin.ModelAdmin):
             apply=apply,
         )
 
+    @admin.action(
+        description="Close selected reversed payouts (settled with the aggregator)…", permissions=["pay"]
+    )
+    def close_reversals(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        def apply(form: forms.Form) -> None:
+            evidence = form.cleaned_data["evidence"]
+            self._each(
+                request,
+                queryset,
+                "Closed the reversal of",
+                lambda o: services.order_close_reversal(
+                    order_pk=o.pk, evidence=evidence, actor=_actor(request)
+                ),
+            )
+
+        return self._with_form(
+            request,
+            queryset,
+            action="close_reversals",
+            title="Close reversed payouts",
+            form_class=EvidenceForm,
+            apply=apply,
+        )
+
     def get_urls(self) -> list[Any]:
         from django.urls import path
 
@@ -437,6 +468,7 @@ class OrderAdmin(admin.ModelAdmin):
             ("mark_paid", "Mark paid…", "mark_paid" in available, "pay"),
             ("cancel_orders", "Cancel…", "cancel" in available, "approve"),
             ("resolve_review", "Resolve review…", "resolve_paid" in available, "pay"),
+            ("close_reversals", "Close reversal…", "close_reversal" in available, "pay"),
         ]
         return [
             (action, label)
@@ -481,6 +513,7 @@ class OrderAdmin(admin.ModelAdmin):
             "cancel_orders",
             "mark_paid",
             "resolve_review",
+            "close_reversals",
             "export_bank_file",
         }
         if has_form or (request.method == "POST" and "apply" in request.POST):

@@ -13,6 +13,9 @@ Order state machine (django-fsm-2; ``status`` is protected, so only transitions 
     paying --payout_unknown--> needs_review --resolve_paid--> paid
                                             --resolve_not_paid--> cancelled
     accepted / held --mark_paid--> paid          (staff paid outside the node; external reference)
+    paid / fulfilled --payout_reversed--> reversed --close_reversal--> cancelled
+                                                  (the PSP took the payout back: money credited back,
+                                                   staff resolve it with the aggregator; never re-sent)
     lost --give_back--> cancelled                 (a 201 arrived after the order was settled as not ours:
                                                    cancel reported, so the aggregator reassigns it)
 
@@ -64,6 +67,7 @@ class OrderStatus(models.TextChoices):
     DECLINED = "declined", "Declined"
     EXPIRED = "expired", "Expired"
     LOST = "lost", "Not ours (accept refused)"
+    REVERSED = "reversed", "Payout reversed by the PSP"
 
 
 # States in which the node holds a reservation for the order.
@@ -83,6 +87,7 @@ ACCEPTED_STATES = (
     OrderStatus.FULFILLED,
     OrderStatus.NEEDS_REVIEW,
     OrderStatus.CANCELLED,
+    OrderStatus.REVERSED,
 )
 # States a staff path that ends in "paid" starts from (pay via PSP or bank file, mark paid, resolve a
 # review as paid): the "maker" half of maker-checker is recorded in them (orders.services).
@@ -271,6 +276,17 @@ class Order(ConcurrentTransitionMixin, models.Model):
         self.cancel_reason = reason
         self.finished_at = at
         self.payout_due_at = None
+
+    @fsm_logged
+    @transition(field=status, source=[OrderStatus.PAID, OrderStatus.FULFILLED], target=OrderStatus.REVERSED)
+    def payout_reversed(self, *, by: Any = None, description: str = "") -> None:
+        """The PSP took back a payout it had made: the money is ours again; staff must resolve it."""
+
+    @fsm_logged
+    @transition(field=status, source=OrderStatus.REVERSED, target=OrderStatus.CANCELLED)
+    def close_reversal(self, *, reason: str, at: Any, by: Any = None, description: str = "") -> None:
+        self.cancel_reason = reason
+        self.finished_at = at
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.RECEIVED, target=OrderStatus.DECLINED)

@@ -63,6 +63,8 @@ def order_tx_status(*, order: Order) -> dict[str, Any] | None:
         return {"status": "success", **data}
     if order.status in _PENDING:
         return {"status": "pending", **data}
+    if order.status == OrderStatus.REVERSED:
+        return {"status": "failed", **data, "error": "Payout reversed by the payment provider"}
     if order.status == OrderStatus.LOST:
         return {"status": "failed", **data, "error": "Order was not accepted by this provider"}
     return {"status": "failed", **data, "error": order.cancel_reason or "Order cancelled by provider"}

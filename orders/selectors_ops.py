@@ -37,10 +37,19 @@ def ops_queue(*, now: datetime | None = None, limit: int = 20) -> list[QueueSect
             "received_at",
         ),
         ("review", "Payouts that need review", Q(status=OrderStatus.NEEDS_REVIEW), "updated_at"),
+        ("reversed", "Payouts the PSP reversed", Q(status=OrderStatus.REVERSED), "updated_at"),
         (
             "stuck",
             "Stuck for more than 5 minutes",
-            ~Q(status__in=[*FINAL_STATES, OrderStatus.HELD, OrderStatus.NEEDS_REVIEW, OrderStatus.RECEIVED])
+            ~Q(
+                status__in=[
+                    *FINAL_STATES,
+                    OrderStatus.HELD,
+                    OrderStatus.NEEDS_REVIEW,
+                    OrderStatus.RECEIVED,
+                    OrderStatus.REVERSED,
+                ]
+            )
             & Q(updated_at__lt=now - STUCK_AFTER),
             "updated_at",
         ),

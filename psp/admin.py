@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from provision.admin_base import ReadOnlyAdmin
 from psp import health
-from psp.models import InstitutionMapping, PspCircuit, Transfer, WebhookEvent
+from psp.models import InstitutionMapping, PspCircuit, PspRoute, Transfer, WebhookEvent
 
 
 @admin.register(Transfer)
@@ -58,3 +58,13 @@ class PspCircuitAdmin(ReadOnlyAdmin):
             health.circuit_reset(psp=circuit.psp)
             self.log_change(request, circuit, "Closed by hand")
         self.message_user(request, f"Closed: {', '.join(c.psp for c in circuits)}", messages.SUCCESS)
+
+
+@admin.register(PspRoute)
+class PspRouteAdmin(admin.ModelAdmin):
+    """Which adapter pays which corridor: the most specific institution pattern first, then priority."""
+
+    list_display = ("currency", "institution", "psp", "priority", "enabled", "note")
+    list_filter = ("currency", "psp", "enabled")
+    search_fields = ("institution", "psp", "note")
+    list_editable = ("priority", "enabled")

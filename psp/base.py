@@ -24,6 +24,7 @@ class PayoutStatus(enum.StrEnum):
     FAILED = "failed"  # not sent, funds not taken or returned (final)
     NOT_FOUND = "not_found"  # the PSP has no payout with this reference (only from get_payout)
     UNKNOWN = "unknown"  # the PSP answered something we cannot interpret; a human must look
+    REVERSED = "reversed"  # the PSP paid it, then took the money back (returned to our balance)
 
 
 class FailureReason(enum.StrEnum):

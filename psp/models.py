@@ -9,6 +9,7 @@ Objects
     WebhookRefusals     per PSP: how many deliveries were refused for a bad signature (ever, and in the
                         current clock hour, which bounds the refused sample).
     InstitutionMapping  the aggregator's institution code -> the PSP's bank/operator code.
+    PspRoute            which adapter may pay which currency/institution, in which order (ops edit it).
     SandboxPayout       the sandbox PSP's own ledger of payouts (the sandbox *is* a PSP).
     PspCircuit          the circuit breaker of one PSP, shared by every web and worker process.
 
@@ -47,6 +48,7 @@ class TransferStatus(models.TextChoices):
     FAILED = "failed", "Failed (final)"
     REJECTED = "rejected", "Rejected before sending money"
     UNKNOWN = "unknown", "Outcome unknown (review)"
+    REVERSED = "reversed", "Reversed by the PSP after success"
 
 
 LIVE_TRANSFER_STATES = (
@@ -183,6 +185,37 @@ class SandboxPayout(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox:{self.reference} ({self.status})"
+
+
+class PspRoute(models.Model):
+    """Which adapter may pay which currency and institution, and in which order: data ops see and edit.
+
+    A route matches an order when its currency does and its ``institution`` pattern matches the order's
+    institution code (``*`` and ``?`` as in shell patterns: ``SAFAKEPC``, ``AIRT*PC``, ``*``). An order's
+    candidates are the matching enabled routes, the most specific pattern first (no wildcard, then
+    patterns, then ``*``), then by ``priority``. With no route for the currency at all, the PSPs of the
+    ``PSP`` setting are tried in their order (so a node with only the sandbox needs no route).
+    """
+
+    currency = models.CharField(max_length=7, db_index=True)
+    institution = models.CharField(
+        max_length=32,
+        default="*",
+        help_text="The aggregator's institution code or a pattern: SAFAKEPC, AIRT*PC, *.",
+    )
+    psp = models.CharField(max_length=32, help_text="The adapter's name (as in the PSP setting).")
+    priority = models.PositiveSmallIntegerField(default=100, help_text="Lower goes first.")
+    enabled = models.BooleanField(default=True)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["currency", "priority", "institution", "psp"]
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "institution", "psp"], name="psp_route_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.institution} -> {self.psp} ({self.priority})"
 
 
 class CircuitState(models.TextChoices):

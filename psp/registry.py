@@ -1,48 +1,26 @@
-"""The enabled PSP adapters, built once per process from settings, in routing order."""
+"""The enabled PSP adapters, built once per process from settings.
+
+Every adapter the node has is named in ``settings.PSP_ADAPTERS`` (name -> the dotted path of the module
+function that builds it from settings); ``PSP`` says which are enabled. Adding a PSP is its adapter
+module (with ``build_adapter``), its settings block and its line in ``PSP_ADAPTERS``.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from psp.base import PspAdapter
 
 
 @cache
 def adapter(name: str) -> PspAdapter:
-    if name == "sandbox":
-        from psp.sandbox import SandboxAdapter
-
-        return SandboxAdapter()
-    if name == "lenco":
-        from psp.clients.lenco import LencoAdapter, LencoConfig
-
-        return LencoAdapter(
-            LencoConfig(
-                base_url_v1=settings.LENCO_BASE_URL,
-                base_url_v2=settings.LENCO_V2_BASE_URL,
-                api_key=settings.LENCO_API_KEY,
-                account_id=settings.LENCO_ACCOUNT_ID,
-                timeout=settings.LENCO_TIMEOUT_SECONDS,
-            )
-        )
-    if name == "mtn_momo":
-        from psp.clients.mtn_momo import MtnMomoAdapter, MtnMomoConfig
-
-        return MtnMomoAdapter(
-            MtnMomoConfig(
-                base_url=settings.MTN_MOMO_BASE_URL,
-                subscription_key=settings.MTN_MOMO_SUBSCRIPTION_KEY,
-                api_user=settings.MTN_MOMO_API_USER,
-                api_key=settings.MTN_MOMO_API_KEY,
-                target_environment=settings.MTN_MOMO_TARGET_ENVIRONMENT,
-                currency=settings.MTN_MOMO_CURRENCY,
-                callback_host=settings.MTN_MOMO_CALLBACK_HOST,
-                timeout=settings.MTN_MOMO_TIMEOUT_SECONDS,
-            )
-        )
-    raise KeyError(name)
+    """The adapter called ``name``. Raises KeyError for a name the node has no adapter for."""
+    build = import_string(settings.PSP_ADAPTERS[name])
+    built: PspAdapter = build()
+    return built
 
 
 def enabled() -> list[PspAdapter]:

@@ -130,6 +130,9 @@ def order_apply_psp_answer(*, transfer_pk: int, answer: psp_services.PspAnswer) 
     change = psp_services.transfer_record(transfer=transfer, answer=answer)
     if change.change == psp_services.Change.NONE:
         return order
+    if change.change == psp_services.Change.REVERSED:
+        _reversed(order, change=change, psp=transfer.psp)
+        return order
     if order.status != OrderStatus.PAYING:
         if change.change != psp_services.Change.PENDING:
             logger.warning(
@@ -172,6 +175,22 @@ def _follow(order: Order, *, change: psp_services.TransferChange, psp: str) -> N
         order.payout_unknown(description=change.reason[:255])
         order.save()
         logger.warning("order.needs_review", extra={"order_id": order.order_id, "why": change.reason[:200]})
+
+
+def _reversed(order: Order, *, change: psp_services.TransferChange, psp: str) -> None:
+    """The PSP took back a payout it had made. The money is in the account again (a credit), the order
+    waits for staff (``reversed``), and nothing is ever sent again by itself: the transfer stays the
+    order's live one. Staff resolve it with the aggregator and close it (``order_close_reversal``)."""
+    if order.status not in (OrderStatus.PAID, OrderStatus.FULFILLED):
+        logger.error(
+            "payout.reversed_order_not_paid", extra={"order_id": order.order_id, "status": order.status}
+        )
+        return
+    order.payout_reversed(description=f"{psp} reversed the payout: {change.reason}"[:255])
+    order.save()
+    balance_services.balance_reversal(order=order, psp=psp)
+    outbox.outbox_enqueue_balance_report(currency=order.currency)
+    logger.error("order.payout_reversed", extra={"order_id": order.order_id, "psp": psp})
 
 
 def _fail_over_or_cancel(

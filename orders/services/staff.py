@@ -140,6 +140,25 @@ def order_resolve_review(
     return order
 
 
+@transaction.atomic(durable=True)
+def order_close_reversal(
+    *, order_pk: int, evidence: str, actor: AbstractBaseUser | None, now: datetime | None = None
+) -> Order:
+    """Staff settled a payout the PSP reversed (with the aggregator, outside the node): close the order.
+
+    The money is already booked back (at the reversal); nothing is reported to the aggregator here.
+    Raises OrderNotFound, OrderTransitionNotAllowed.
+    """
+    now = now or timezone.now()
+    order = order_lock(order_pk)
+    if not can_proceed(order.close_reversal):
+        raise refuse(order, "close the reversal of")
+    reason = f"Payout reversed by the PSP; {evidence}"[:255]
+    order.close_reversal(reason=reason, at=now, by=actor, description=evidence[:255])
+    order.save()
+    return order
+
+
 def order_expire_due(*, now: datetime | None = None) -> int:
     """Expire received orders past their window; cancel held payouts past their approval timeout.
 

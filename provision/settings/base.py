@@ -336,14 +336,21 @@ BALANCE_SYNC_INTERVAL = setting("BALANCE_SYNC_INTERVAL", parse_positive_int, def
 NODE_VERSION = "0.1.0"
 
 # --- PSPs -----------------------------------------------------------------------------------------------
+# Every PSP adapter the node has: its name -> the function that builds it from settings. A new PSP adds
+# its line here, its settings block below, and its adapter module in psp/.
+PSP_ADAPTERS = {
+    "sandbox": "psp.sandbox.build_adapter",
+    "lenco": "psp.clients.lenco.build_adapter",
+    "mtn_momo": "psp.clients.mtn_momo.build_adapter",
+}
 PSP = setting(
     "PSP",
-    lambda raw: [parse_choice("sandbox", "lenco", "mtn_momo")(name) for name in parse_list(raw)],
+    lambda raw: [parse_choice(*PSP_ADAPTERS)(name) for name in parse_list(raw)],
     default=["sandbox"],
-    expected="a comma-separated list of sandbox, lenco, mtn_momo in routing order",
+    expected=f"a comma-separated list of {', '.join(PSP_ADAPTERS)}, tried in this order when unrouted",
 )
 if not PSP:
-    raise ConfigurationError("PSP is required: expected at least one of sandbox, lenco, mtn_momo")
+    raise ConfigurationError(f"PSP is required: expected at least one of {', '.join(PSP_ADAPTERS)}")
 SANDBOX_BALANCES = setting(
     "SANDBOX_BALANCES",
     parse_amount_map,

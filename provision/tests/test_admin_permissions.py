@@ -42,11 +42,13 @@ ACTIONS = {
     "orders.order.mark_paid": PAYER,
     "orders.order.resolve_review": PAYER,
     "orders.order.export_bank_file": PAYER,
+    "orders.order.close_reversals": PAYER,
     "orders.outboxmessage.replay": OPERATOR,
     "orders.outboxmessage.abandon": OPERATOR,
     "orders.reviewlistentry.delete_selected": SUPERUSER,
     "psp.pspcircuit.close_circuits": OPERATOR,
     "psp.institutionmapping.delete_selected": SUPERUSER,
+    "psp.psproute.delete_selected": SUPERUSER,
     "auth.user.delete_selected": SUPERUSER,
     "auth.group.delete_selected": SUPERUSER,
     "axes.accessattempt.cleanup_expired_attempts": SUPERUSER,
@@ -66,6 +68,7 @@ ACTIONS = {
 ADD = {
     "orders.reviewlistentry": SUPERUSER,
     "psp.institutionmapping": SUPERUSER,
+    "psp.psproute": SUPERUSER,
     "provision.nodecontrol": OPERATOR,
     "auth.user": SUPERUSER,
     "auth.group": SUPERUSER,
@@ -83,6 +86,7 @@ ORDER_ACTION_STATE = {
     "mark_paid": OrderStatus.HELD,
     "export_bank_file": OrderStatus.HELD,
     "resolve_review": OrderStatus.NEEDS_REVIEW,
+    "close_reversals": OrderStatus.REVERSED,
 }
 
 

@@ -47,6 +47,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import requests
+from django.conf import settings
 
 from psp import references
 from psp.base import (
@@ -856,3 +857,16 @@ def _balance_reading(account: Mapping[str, Any], *, version: str, currency: str)
     if total is None or available is None:
         return None
     return PspBalanceReading(currency=currency, total=total, available=available)
+
+
+def build_adapter() -> LencoAdapter:
+    """The Lenco adapter from settings (``LENCO_*``)."""
+    return LencoAdapter(
+        LencoConfig(
+            base_url_v1=settings.LENCO_BASE_URL,
+            base_url_v2=settings.LENCO_V2_BASE_URL,
+            api_key=settings.LENCO_API_KEY,
+            account_id=settings.LENCO_ACCOUNT_ID,
+            timeout=settings.LENCO_TIMEOUT_SECONDS,
+        )
+    )

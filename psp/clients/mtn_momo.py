@@ -42,6 +42,7 @@ from decimal import Decimal
 from typing import Any
 
 import requests
+from django.conf import settings
 
 from psp.base import (
     AccountName,
@@ -576,3 +577,19 @@ def _holder_name(info: Mapping[str, Any]) -> str:
         return name.strip()
     parts = [info.get("given_name"), info.get("family_name")]
     return " ".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+
+
+def build_adapter() -> MtnMomoAdapter:
+    """The MTN MoMo Disbursement adapter from settings (``MTN_MOMO_*``)."""
+    return MtnMomoAdapter(
+        MtnMomoConfig(
+            base_url=settings.MTN_MOMO_BASE_URL,
+            subscription_key=settings.MTN_MOMO_SUBSCRIPTION_KEY,
+            api_user=settings.MTN_MOMO_API_USER,
+            api_key=settings.MTN_MOMO_API_KEY,
+            target_environment=settings.MTN_MOMO_TARGET_ENVIRONMENT,
+            currency=settings.MTN_MOMO_CURRENCY,
+            callback_host=settings.MTN_MOMO_CALLBACK_HOST,
+            timeout=settings.MTN_MOMO_TIMEOUT_SECONDS,
+        )
+    )

@@ -9,6 +9,7 @@ from psp.services.accounts import NoResolver, account_resolve, payout_name_check
 from psp.services.routing import (
     NEEDS_MAPPING,
     NoPspAvailable,
+    psp_candidates,
     psp_institution_code,
     psp_payable,
     psp_pick,
@@ -49,6 +50,7 @@ __all__ = [
     "account_resolve",
     "payout_name_check",
     "psp_balances_read",
+    "psp_candidates",
     "psp_institution_code",
     "psp_payable",
     "psp_pick",

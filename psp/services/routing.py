@@ -1,4 +1,5 @@
-"""Which PSP may take a new payout: enabled, able to pay the currency and institution, and healthy.
+"""Which PSP may take a new payout: routed to it (``PspRoute``), enabled, able to pay the currency and
+institution, and healthy.
 
 New payouts go only to PSPs that are healthy (``psp.health``: circuit breaker and failure-rate window);
 look-ups of transfers already at a PSP always go to their own PSP, whatever its health (never here).
@@ -7,14 +8,20 @@ look-ups of transfers already at a PSP always go to their own PSP, whatever its 
 from __future__ import annotations
 
 from datetime import datetime
+from fnmatch import fnmatchcase
+
+from django.conf import settings
 
 from provision.errors import Conflict
 from psp import health, registry
 from psp.base import PspAdapter
-from psp.models import CircuitState, InstitutionMapping
+from psp.models import CircuitState, InstitutionMapping, PspRoute
 
-# PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code).
-NEEDS_MAPPING = {("lenco", "NGN")}
+# PSPs that cannot pay without their own code for the institution (an ``InstitutionMapping`` row): an
+# offer for an unmapped institution is declined, never accepted and then refused by the adapter. Lenco pays
+# by its own code in every currency: the NIP bank code in NGN (v1), its bankId or the mobile-money operator
+# (``momo:<operator>``) in ZMW and MWK (v2).
+NEEDS_MAPPING = {("lenco", "NGN"), ("lenco", "ZMW"), ("lenco", "MWK")}
 
 
 class NoPspAvailable(Conflict):
@@ -27,10 +34,36 @@ def psp_institution_code(*, psp: str, institution: str) -> str:
     return row.psp_code if row else ""
 
 
+def _specificity(pattern: str) -> int:
+    """0 for an exact code, 1 for a pattern with wildcards, 2 for ``*`` (most specific routes go first)."""
+    if pattern == "*":
+        return 2
+    return 1 if any(char in pattern for char in "*?[") else 0
+
+
+def psp_candidates(*, currency: str, institution: str) -> list[str]:
+    """The enabled PSPs that may pay this currency and institution, in routing order (``PspRoute``).
+
+    The PSPs that have routes for the currency are governed by them: the matching enabled routes, most
+    specific first, then by priority. A PSP with no route for the currency at all (the sandbox, or a
+    node that never set routes) follows, in the order of the ``PSP`` setting.
+    """
+    enabled = list(settings.PSP)
+    routes = list(PspRoute.objects.filter(currency=currency))
+    routed = {route.psp for route in routes}
+    matching = sorted(
+        (r for r in routes if r.enabled and r.psp in enabled and fnmatchcase(institution, r.institution)),
+        key=lambda route: (_specificity(route.institution), route.priority),
+    )
+    ordered = list(dict.fromkeys(route.psp for route in matching))
+    return [*ordered, *(name for name in enabled if name not in routed)]
+
+
 def _able(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...]) -> list[PspAdapter]:
+    adapters = (registry.adapter(name) for name in psp_candidates(currency=currency, institution=institution))
     return [
         adapter
-        for adapter in registry.enabled()
+        for adapter in adapters
         if adapter.name not in exclude
         and adapter.supports(currency=currency, institution=institution)
         and (

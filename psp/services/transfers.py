@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -51,12 +51,16 @@ logger = logging.getLogger(__name__)
 # An open outcome (maybe sent and not shown, or acknowledged and then not shown) this long goes to staff.
 PAYOUT_REVIEW_AFTER = timedelta(minutes=15)
 CHECK_BACKOFF_CAP = timedelta(seconds=60)
+# A PSP's Retry-After (a 429, a 503) is honoured up to this long; a longer one is not waited for in full.
+RETRY_AFTER_CAP = timedelta(minutes=5)
 # No second send of a transfer starts while an earlier one may still be waiting for the PSP's answer:
 # longer than any PSP client's connect + read timeout.
 SEND_LEASE = timedelta(seconds=60)
 # A transfer the payout lane is working on is not claimed again before this (the lane's own lease).
 CLAIM_LEASE = timedelta(seconds=90)
 OPEN_STATES = (TransferStatus.CREATED, TransferStatus.PENDING)
+# Read by the payout lane when due: open transfers, and succeeded ones a webhook says may be reversed.
+READ_STATES = (*OPEN_STATES, TransferStatus.SUCCEEDED)
 _MONEY_LIMIT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)
 
 
@@ -90,6 +94,7 @@ class Change(enum.StrEnum):
     FAILED = "failed"  # the PSP says it failed (no money moved): release, report failed
     REJECTED = "rejected"  # refused before money could move: another PSP may try
     REVIEW = "review"  # outcome unknown for too long, or unreadable: staff decide
+    REVERSED = "reversed"  # paid, then taken back by the PSP: credit it back; staff resolve it
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ def transfers_claim_due(*, limit: int, now: datetime | None = None) -> list[int]
     now = now or timezone.now()
     pks = list(
         Transfer.objects.select_for_update(skip_locked=True)
-        .filter(status__in=OPEN_STATES, next_check_at__lte=now)
+        .filter(status__in=READ_STATES, next_check_at__lte=now)
         .order_by("next_check_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -169,10 +174,12 @@ def transfers_due(*, now: datetime | None = None, limit: int = 100) -> list[int]
 
 
 def transfer_mark_due(*, psp: str, reference: str) -> int:
-    """A webhook about ``reference``: make its open transfer due for a read now (the webhook is a hint;
-    the payout lane reads the PSP). How many transfers that was (0 or 1). Many webhooks, one read."""
+    """A webhook about ``reference``: make its transfer due for a read now (the webhook is a hint; the
+    payout lane reads the PSP). Open transfers, and succeeded ones (a webhook may announce a reversal).
+    How many transfers that was (0 or 1). Many webhooks, one read."""
     return Transfer.objects.filter(
-        Q(status=TransferStatus.PENDING) | Q(status=TransferStatus.CREATED, sends__gt=0),
+        Q(status__in=(TransferStatus.PENDING, TransferStatus.SUCCEEDED))
+        | Q(status=TransferStatus.CREATED, sends__gt=0),
         psp=psp,
         reference=reference,
     ).update(next_check_at=timezone.now())
@@ -240,9 +247,14 @@ def transfer_call(*, transfer_pk: int) -> PspAnswer:
     (pending when the read does not show it yet: the PSP has said it has it).
     """
     transfer = Transfer.objects.select_related("order").get(pk=transfer_pk)
-    if transfer.status not in OPEN_STATES:
+    if transfer.status not in READ_STATES:
         return PspAnswer(AnswerKind.NOTHING)
     adapter = registry.adapter(transfer.psp)
+    if transfer.status == TransferStatus.SUCCEEDED:  # never sent again: only read
+        try:
+            return PspAnswer.of(_look_up(adapter, transfer))
+        except PspError as exc:
+            return PspAnswer(AnswerKind.UNREACHABLE, error=exc)
     if transfer.status == TransferStatus.PENDING or transfer.sends > 0:
         try:
             found = _look_up(adapter, transfer)
@@ -282,6 +294,16 @@ def transfer_call(*, transfer_pk: int) -> PspAnswer:
 def _next_check(transfer: Transfer, now: datetime) -> datetime:
     age = now - transfer.created_at
     return now + min(max(age / 4, timedelta(seconds=2)), CHECK_BACKOFF_CAP)
+
+
+def _next_check_after(transfer: Transfer, now: datetime, error: PspError) -> datetime:
+    """The next check after a call the PSP did not answer: the usual back-off, but never sooner than the
+    PSP's Retry-After asked (capped at RETRY_AFTER_CAP)."""
+    due = _next_check(transfer, now)
+    retry_after = error.retry_after if isinstance(error, PspUnavailable) else None
+    if retry_after is not None and retry_after > 0:
+        due = max(due, now + min(timedelta(seconds=retry_after), RETRY_AFTER_CAP))
+    return due
 
 
 def _overdue(transfer: Transfer, now: datetime, why: str) -> TransferChange:
@@ -326,7 +348,9 @@ def transfer_record(*, transfer: Transfer, answer: PspAnswer) -> TransferChange:
     nothing, no answer, or a refused re-send leave it open until the PSP answers or PAYOUT_REVIEW_AFTER.
     """
     now = timezone.now()
-    if transfer.status in (TransferStatus.SUCCEEDED, TransferStatus.FAILED, TransferStatus.REJECTED):
+    if transfer.status == TransferStatus.SUCCEEDED:
+        return _record_after_success(transfer, answer)
+    if transfer.status in (TransferStatus.FAILED, TransferStatus.REJECTED, TransferStatus.REVERSED):
         logger.info(
             "payout.answer_repeat", extra={"reference": transfer.reference, "status": transfer.status}
         )
@@ -348,11 +372,43 @@ def transfer_record(*, transfer: Transfer, answer: PspAnswer) -> TransferChange:
     return change
 
 
+def _record_after_success(transfer: Transfer, answer: PspAnswer) -> TransferChange:
+    """A read of a transfer that succeeded (a webhook made it due): only a reversal changes anything."""
+    result = answer.result
+    if answer.kind == AnswerKind.RESULT and result is not None and result.status == PayoutStatus.REVERSED:
+        transfer.status = TransferStatus.REVERSED
+        transfer.next_check_at = None
+        transfer_history(transfer, "reversed", psp_transaction_id=result.psp_transaction_id)
+        if result.raw:
+            transfer.last_response = redact_payload(result.raw)
+        transfer.save()
+        logger.error("payout.reversed", extra={"reference": transfer.reference, "psp": transfer.psp})
+        return TransferChange(Change.REVERSED, reason=result.failure_message or f"{transfer.psp} reversed it")
+    if (
+        answer.kind == AnswerKind.UNREACHABLE
+        and answer.error is not None
+        and transfer.next_check_at is not None
+    ):
+        # read it again: a reversal was hinted
+        transfer.next_check_at = _next_check_after(transfer, timezone.now(), answer.error)
+    else:
+        transfer.next_check_at = None
+    transfer.save(update_fields=["next_check_at", "updated_at"])
+    return NO_CHANGE
+
+
 def _record_unreachable(transfer: Transfer, error: PspError, now: datetime) -> TransferChange:
     if transfer.status == TransferStatus.UNKNOWN:
         return NO_CHANGE
-    transfer_history(transfer, "unreachable", error=error.message[:200], http_status=error.http_status)
-    transfer.next_check_at = _next_check(transfer, now)
+    retry_after = error.retry_after if isinstance(error, PspUnavailable) else None
+    transfer_history(
+        transfer,
+        "unreachable",
+        error=error.message[:200],
+        http_status=error.http_status,
+        **({"retry_after": retry_after} if retry_after is not None else {}),
+    )
+    transfer.next_check_at = _next_check_after(transfer, now, error)
     logger.warning(
         "payout.psp_unreachable", extra={"reference": transfer.reference, "error": error.message[:200]}
     )
@@ -409,6 +465,10 @@ def _record_result(transfer: Transfer, result: PayoutResult, now: datetime) -> T
         transfer.status = TransferStatus.SUCCEEDED
         transfer.next_check_at = None
         return TransferChange(Change.SUCCEEDED, tx_id=tx_id)
+    if result.status == PayoutStatus.REVERSED:  # never reported a success: the money came back, a failure
+        result = replace(
+            result, status=PayoutStatus.FAILED, failure_message=result.failure_message or "Reversed"
+        )
     if result.status == PayoutStatus.FAILED:
         transfer.status = TransferStatus.FAILED
         transfer.failure_reason = result.failure_reason or ""

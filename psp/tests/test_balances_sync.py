@@ -20,7 +20,7 @@ from orders.models import OrderStatus, OutboxMessage
 from provision.testing import run_together
 from psp import registry
 from psp import services as psp_services
-from psp.models import Transfer
+from psp.models import PspRoute, Transfer
 from psp.tests.helpers import JSON, LENCO_REF_1, accepted_order, fixture, paying_transfer
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +162,7 @@ def test_a_sandbox_payout_after_the_sandbox_was_read_survives_the_lenco_retry(
     settings.PSP = ["sandbox", "lenco"]
     settings.CURRENCIES = ["NGN"]
     settings.SANDBOX_BALANCES = {"NGN": Decimal("50000000")}
+    PspRoute.objects.filter(currency="NGN", psp="lenco").update(enabled=False)  # the sandbox pays NGN
     order = accepted_order(amount="15000")
     lenco_down(lenco_fake)
     balances_sync()  # the sandbox's 50,000,000 is read; Lenco's read fails

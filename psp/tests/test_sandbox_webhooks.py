@@ -158,7 +158,12 @@ def test_same_sandbox_webhook_twice_is_stored_once(
         messages = [replay(client, sent).json()["message"] for _ in range(2)]
 
     assert messages == ["Received", "Duplicate event"]
-    assert WebhookEvent.objects.get().outcome == "already:succeeded"
+    # The transfer had already succeeded: the webhook still makes it due for one read (a later event
+    # may announce a reversal), which changes nothing here.
+    assert WebhookEvent.objects.get().outcome == "read_due"
+    run_lane()
+    assert Transfer.objects.get(order=order).status == TransferStatus.SUCCEEDED
+    assert Transfer.objects.get(order=order).next_check_at is None
 
 
 def test_badly_signed_sandbox_webhook_is_401_and_changes_nothing(

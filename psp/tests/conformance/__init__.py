@@ -1,0 +1,1 @@
+"""The adapter conformance kit (kit.py), its suite and the PSP fakes."""
