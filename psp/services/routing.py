@@ -17,8 +17,9 @@ from psp import health, registry
 from psp.base import PspAdapter
 from psp.models import CircuitState, InstitutionMapping, PspRoute
 
-# PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code).
-NEEDS_MAPPING = {("lenco", "NGN")}
+# PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code;
+# Paystack pays every currency by its own bank or operator code, with the recipient type).
+NEEDS_MAPPING = {("lenco", "NGN"), ("paystack", "NGN"), ("paystack", "GHS"), ("paystack", "KES")}
 
 
 class NoPspAvailable(Conflict):
