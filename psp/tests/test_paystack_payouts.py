@@ -69,7 +69,8 @@ def started(order: Order) -> Transfer:
 
 def deliver(client: Client, callback: Callback, capture: Any) -> Any:
     with capture(execute=True):
-        return client.generic(callback.method, callback.path, data=callback.body, **callback.headers)
+        headers: dict[str, Any] = dict(callback.headers)
+        return client.generic(callback.method, callback.path, data=callback.body, **headers)
 
 
 def test_a_ghs_bank_order_is_paid_through_paystack_once_the_webhook_is_confirmed_by_a_read(
