@@ -9,8 +9,11 @@ Checks
 ``migrations``  no migration of the code is unapplied in the database (a positive answer is cached
                 per process for ``MIGRATIONS_CACHE_SECONDS``: the migration graph is read from disk).
 ``psp``         at least one enabled PSP takes new payouts (its circuit breaker is closed or due a
-                probe, and its recent failure rate is under the limit: ``psp.health``); each PSP's
-                circuit state is listed either way.
+                probe, and its recent failure rate is under the limit: ``psp.health``), and no payout
+                waits at its PSP for a one-time password (Paystack with transfer OTP on: the operator
+                must turn it off; such a payout is pending, never failed, until Paystack abandons it);
+                each PSP's circuit state is listed either way, with ``waitingForOtp`` and
+                ``waitingForOtpSince`` when it holds such payouts.
 ``worker``      the django-q2 cluster finished a task within ``WORKER_HEARTBEAT_MAX_AGE`` seconds. The
                 signal is the newest ``stopped`` time in django-q2's task result table (Success and
                 Failure rows, written by the cluster's monitor process): it lives in the database every
@@ -101,13 +104,16 @@ def check_psp() -> Check:
 
     try:
         states = psp_health.psp_health(psps=settings.PSP)
+        waiting = psp_health.payouts_waiting_for_otp(psps=settings.PSP)
     except DatabaseError as exc:
         return {"ok": False, "error": type(exc).__name__}
-    psps = {
+    psps: dict[str, dict[str, Any]] = {
         name: {"circuit": str(state.circuit), "takesNewPayouts": state.takes_new_payouts}
         for name, state in states.items()
     }
-    return {"ok": any(p["takesNewPayouts"] for p in psps.values()), "psps": psps}
+    for name, (count, since) in waiting.items():
+        psps[name] |= {"waitingForOtp": count, "waitingForOtpSince": since.isoformat()}
+    return {"ok": any(p["takesNewPayouts"] for p in psps.values()) and not waiting, "psps": psps}
 
 
 def check_payout_lane() -> Check:

@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from provision import metrics
@@ -128,6 +128,22 @@ def psp_health(*, psps: Iterable[str], now: datetime | None = None) -> dict[str,
             failures=row.get("failures") or 0,
         )
     return health
+
+
+def payouts_waiting_for_otp(*, psps: Iterable[str]) -> dict[str, tuple[int, datetime]]:
+    """PSP -> (how many, since when) of its transfers still pending whose last answer from the PSP said
+    ``otp``: Paystack holds a transfer for a one-time password while "Confirm transfers before sending" is on.
+    Nobody gives that password on an automated node; Paystack abandons the transfer after 30 minutes. A PSP
+    with none is left out."""
+    rows = (
+        Transfer.objects.filter(
+            psp__in=list(psps), status=TransferStatus.PENDING, last_response__status="otp"
+        )
+        .values("psp")
+        .annotate(count=Count("pk"), since=Min("created_at"))
+        .order_by("psp")
+    )
+    return {row["psp"]: (row["count"], row["since"]) for row in rows}
 
 
 def _failure_window(names: list[str], now: datetime) -> dict[str, dict[str, int | None]]:

@@ -12,6 +12,8 @@ Objects
     PspRoute            which adapter may pay which currency/institution, in which order (ops edit it).
     SandboxPayout       the sandbox PSP's own ledger of payouts (the sandbox *is* a PSP).
     PspCircuit          the circuit breaker of one PSP, shared by every web and worker process.
+    PspRecipient        a payee registered at a PSP that pays saved recipients (Paystack's ``RCP_…``
+                        codes): created once per (type, institution, account, currency), then reused.
 
 Circuit states (``psp.health``)::
 
@@ -242,3 +244,30 @@ class PspCircuit(models.Model):
 
     def __str__(self) -> str:
         return f"circuit:{self.psp} ({self.state})"
+
+
+class PspRecipient(models.Model):
+    """A payee the PSP has on file (Paystack's transfer recipient), created once and reused for every payout
+    to the same account. Written only through ``psp.recipients``; the account number itself stays on the
+    order (here only its SHA-256 and its last four digits)."""
+
+    psp = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32, help_text="The PSP's recipient type, e.g. nuban, ghipss.")
+    institution_code = models.CharField(max_length=64, help_text="The PSP's bank or operator code.")
+    account_key = models.CharField(max_length=64, help_text="SHA-256 (hex) of the account number.")
+    account_masked = models.CharField(max_length=64, blank=True)
+    currency = models.CharField(max_length=7)
+    recipient_code = models.CharField(max_length=64, help_text="The PSP's id of the recipient (RCP_…).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["psp", "kind", "institution_code", "account_key", "currency"],
+                name="psp_recipient_unique_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.psp}:{self.recipient_code}"

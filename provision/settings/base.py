@@ -342,6 +342,7 @@ PSP_ADAPTERS = {
     "sandbox": "psp.sandbox.build_adapter",
     "lenco": "psp.clients.lenco.build_adapter",
     "mtn_momo": "psp.clients.mtn_momo.build_adapter",
+    "paystack": "psp.clients.paystack.build_adapter",
 }
 PSP = setting(
     "PSP",
@@ -457,8 +458,18 @@ MTN_MOMO_CALLBACK_HOST = setting(
 MTN_MOMO_TIMEOUT_SECONDS = setting(
     "MTN_MOMO_TIMEOUT_SECONDS", parse_decimal, default=Decimal("15"), expected="seconds"
 )
+PAYSTACK_BASE_URL = setting(
+    "PAYSTACK_BASE_URL", parse_url, default="https://api.paystack.co", expected="a URL"
+)
+PAYSTACK_SECRET_KEY = setting(
+    "PAYSTACK_SECRET_KEY", str, default="", expected="the Paystack secret key (sk_live_… or sk_test_…)"
+)
+PAYSTACK_TIMEOUT_SECONDS = setting(
+    "PAYSTACK_TIMEOUT_SECONDS", parse_decimal, default=Decimal("15"), expected="seconds"
+)
 for _psp, _required in (
     ("lenco", ("LENCO_API_KEY",)),
+    ("paystack", ("PAYSTACK_SECRET_KEY",)),
     ("mtn_momo", ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")),
 ):
     if _psp in PSP:

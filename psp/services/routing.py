@@ -20,8 +20,16 @@ from psp.models import CircuitState, InstitutionMapping, PspRoute
 # PSPs that cannot pay without their own code for the institution (an ``InstitutionMapping`` row): an
 # offer for an unmapped institution is declined, never accepted and then refused by the adapter. Lenco pays
 # by its own code in every currency: the NIP bank code in NGN (v1), its bankId or the mobile-money operator
-# (``momo:<operator>``) in ZMW and MWK (v2).
-NEEDS_MAPPING = {("lenco", "NGN"), ("lenco", "ZMW"), ("lenco", "MWK")}
+# (``momo:<operator>``) in ZMW and MWK (v2). Paystack pays every currency by its own bank or operator code,
+# with the recipient type.
+NEEDS_MAPPING = {
+    ("lenco", "NGN"),
+    ("lenco", "ZMW"),
+    ("lenco", "MWK"),
+    ("paystack", "NGN"),
+    ("paystack", "GHS"),
+    ("paystack", "KES"),
+}
 
 
 class NoPspAvailable(Conflict):

@@ -9,8 +9,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from psp.banks import BankSync, institution_mapping_sync
 
-KNOWN_PSPS = ("sandbox", "lenco", "mtn_momo")
-
 
 class Command(BaseCommand):
     help = "PSP operations. sync_banks: match each PSP's bank list to the aggregator's institutions."
@@ -22,7 +20,9 @@ class Command(BaseCommand):
             help="fetch the PSP's bank list and update the institution mapping by normalised name",
         )
         sync.add_argument(
-            "--psp", choices=KNOWN_PSPS, help="one PSP (default: every PSP enabled in settings.PSP)"
+            "--psp",
+            choices=tuple(settings.PSP_ADAPTERS),
+            help="one PSP (default: every PSP enabled in settings.PSP)",
         )
         sync.add_argument("--dry-run", action="store_true", help="report what would change, write nothing")
 
