@@ -117,6 +117,10 @@ class AirtelAdapter(PspAdapter):
         self._pins: dict[str, str] = {}  # country -> encrypted PIN (encrypted once, then reused)
         self._secrets_lock = threading.Lock()
 
+    @property
+    def config(self) -> AirtelConfig:
+        return self._config
+
     # --- interface -------------------------------------------------------------------------------
 
     def supports(self, *, currency: str, institution: str) -> bool:
