@@ -343,6 +343,7 @@ PSP_ADAPTERS = {
     "lenco": "psp.clients.lenco.build_adapter",
     "mtn_momo": "psp.clients.mtn_momo.build_adapter",
     "paystack": "psp.clients.paystack.build_adapter",
+    "airtel": "psp.clients.airtel.build_adapter",
 }
 PSP = setting(
     "PSP",
@@ -467,10 +468,140 @@ PAYSTACK_SECRET_KEY = setting(
 PAYSTACK_TIMEOUT_SECONDS = setting(
     "PAYSTACK_TIMEOUT_SECONDS", parse_decimal, default=Decimal("15"), expected="seconds"
 )
+
+
+def _country_map(parse_value: Any) -> Any:
+    """``"value"`` (every country) or ``"UG=value,KE=value"``; ``*`` is the fallback key (Airtel's
+    per-country settings). A value may contain ``=`` (base64): only a two-letter or ``*`` key is a key."""
+
+    def parse(raw: str) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for item in parse_list(raw):
+            key, separator, value = item.partition("=")
+            key = key.strip().upper()
+            if not separator or not (key == "*" or (len(key) == 2 and key.isascii() and key.isalpha())):
+                key, value = "*", item
+            result[key] = parse_value(value.strip())
+        return result
+
+    return parse
+
+
+def _countries(raw: str) -> list[str]:
+    codes = [code.upper() for code in parse_list(raw)]
+    for code in codes:
+        if not (len(code) == 2 and code.isascii() and code.isalpha()):
+            raise ValueError(f"{code!r} is not a two-letter country code")
+    return codes
+
+
+def _bounded_int(low: int, high: int) -> Any:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+_RSA_PADDINGS = ("pkcs1v15", "oaep-sha1", "oaep-sha256", "oaep-sha256-mgf1-sha1")
+AIRTEL_BASE_URL: dict[str, str] = setting(
+    "AIRTEL_BASE_URL",
+    _country_map(parse_url),
+    default={"*": "https://openapi.airtel.africa"},
+    expected="a URL, or CC=URL list (e.g. https://openapi.airtel.africa,ZM=https://openapi.airtel.co.zm)",
+)
+AIRTEL_CLIENT_ID = setting("AIRTEL_CLIENT_ID", str, default="", expected="the Airtel application's client_id")
+AIRTEL_CLIENT_SECRET = setting(
+    "AIRTEL_CLIENT_SECRET", str, default="", expected="the Airtel application's client_secret"
+)
+AIRTEL_COUNTRIES = setting(
+    "AIRTEL_COUNTRIES",
+    _countries,
+    default=["KE", "UG", "TZ", "MW"],
+    expected="a comma-separated list of country codes (X-Country), e.g. UG,KE",
+)
+AIRTEL_PIN: dict[str, str] = setting(
+    "AIRTEL_PIN",
+    _country_map(str),
+    default={},
+    expected="the disbursement PIN, or a CC=PIN list",
+)
+AIRTEL_PIN_ENCRYPTION: dict[str, str] = setting(
+    "AIRTEL_PIN_ENCRYPTION",
+    _country_map(parse_choice(*_RSA_PADDINGS)),
+    default={"*": "pkcs1v15"},
+    expected=f"{', '.join(_RSA_PADDINGS)}, or a CC=padding list",
+)
+AIRTEL_PIN_PUBLIC_KEY: dict[str, str] = setting(
+    "AIRTEL_PIN_PUBLIC_KEY",
+    _country_map(str),
+    default={},
+    expected="Airtel's RSA public key (base64 DER), or a CC=key list; empty: fetched from Airtel",
+)
+AIRTEL_SIGNING: dict[str, str] = setting(
+    "AIRTEL_SIGNING",
+    _country_map(parse_choice("off", *_RSA_PADDINGS)),
+    default={"*": "off"},
+    expected=f"off or the x-key padding ({', '.join(_RSA_PADDINGS)}), or a CC=value list",
+)
+AIRTEL_SIGNING_PUBLIC_KEY: dict[str, str] = setting(
+    "AIRTEL_SIGNING_PUBLIC_KEY",
+    _country_map(str),
+    default={},
+    expected="Airtel's RSA public key for x-key (base64 DER), or a CC=key list; empty: fetched from Airtel",
+)
+AIRTEL_DISBURSEMENT_VERSION: dict[str, str] = setting(
+    "AIRTEL_DISBURSEMENT_VERSION",
+    _country_map(parse_choice("v1", "v2", "v3")),
+    default={"*": "v2"},
+    expected="v1, v2 or v3, or a CC=version list",
+)
+AIRTEL_MSISDN_LENGTH: dict[str, int] = setting(
+    "AIRTEL_MSISDN_LENGTH",
+    _country_map(_bounded_int(6, 15)),
+    default={"*": 9},
+    expected="digits of a national number without country code or leading 0, or a CC=digits list",
+)
+AIRTEL_MSISDN_LEADING_ZERO: list[str] = setting(
+    "AIRTEL_MSISDN_LEADING_ZERO",
+    _countries,
+    default=[],
+    expected="a comma-separated list of country codes whose MSISDN is sent as 0XXXXXXXXX",
+)
+AIRTEL_AMOUNT_DECIMALS: dict[str, int] = setting(
+    "AIRTEL_AMOUNT_DECIMALS",
+    _country_map(_bounded_int(0, 3)),
+    default={"*": 0},
+    expected="0 to 3, or a CC=decimals list",
+)
+AIRTEL_BALANCE: dict[str, str] = setting(
+    "AIRTEL_BALANCE",
+    _country_map(parse_choice("v1", "v2", "off")),
+    default={"*": "v1"},
+    expected="v1, v2 (type=DISB) or off, or a CC=value list",
+)
+AIRTEL_CALLBACK_SECRET = setting(
+    "AIRTEL_CALLBACK_SECRET",
+    str,
+    default="",
+    expected="the callback authentication key from Airtel's portal (empty: callbacks unauthenticated)",
+)
+AIRTEL_TIMEOUT_SECONDS = setting(
+    "AIRTEL_TIMEOUT_SECONDS", parse_decimal, default=Decimal("20"), expected="seconds"
+)
+if "airtel" in PSP:
+    for _country in AIRTEL_COUNTRIES:
+        if not (AIRTEL_PIN.get(_country) or AIRTEL_PIN.get("*")):
+            raise ConfigurationError(f"AIRTEL_PIN has no PIN for {_country} (AIRTEL_COUNTRIES)")
+        if not (AIRTEL_BASE_URL.get(_country) or AIRTEL_BASE_URL.get("*")):
+            raise ConfigurationError(f"AIRTEL_BASE_URL has no URL for {_country} (AIRTEL_COUNTRIES)")
 for _psp, _required in (
     ("lenco", ("LENCO_API_KEY",)),
     ("paystack", ("PAYSTACK_SECRET_KEY",)),
     ("mtn_momo", ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")),
+    ("airtel", ("AIRTEL_CLIENT_ID", "AIRTEL_CLIENT_SECRET")),
 ):
     if _psp in PSP:
         for _name in _required:

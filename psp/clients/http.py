@@ -150,19 +150,23 @@ def send(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
     json_body: object = None,
+    raw_json: bytes | None = None,
     auth: tuple[str, str] | None = None,
     sensitive_url: bool = False,
     reason_for_code: Callable[[str], FailureReason] | None = None,
 ) -> HttpAnswer:
     """Make one HTTP call (no retries). Raises PspUnavailable when the outcome is unknown.
 
-    ``sensitive_url`` says the URL carries an account identifier: the requests exception (whose text holds
-    the URL) is then not chained onto the PspUnavailable, so a logged traceback cannot leak it.
+    ``raw_json`` is a JSON body already serialised, sent byte for byte (a PSP that signs the exact body
+    bytes); otherwise ``json_body`` is serialised with ``dumps``. ``sensitive_url`` says the URL carries an
+    account identifier: the requests exception (whose text holds the URL) is then not chained onto the
+    PspUnavailable, so a logged traceback cannot leak it.
     """
     all_headers = dict(headers or {})
-    data: bytes | None = None
-    if json_body is not None:
+    data: bytes | None = raw_json
+    if data is None and json_body is not None:
         data = dumps(json_body).encode("utf-8")
+    if data is not None:
         all_headers["Content-Type"] = "application/json"
     log_extra = {"psp": psp, "operation": operation}
     try:

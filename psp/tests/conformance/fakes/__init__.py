@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from psp.tests.conformance.fakes.airtel import AirtelFake
 from psp.tests.conformance.fakes.lenco import LencoMwkMomoFake, LencoNgnFake, LencoZmwBankFake
 from psp.tests.conformance.fakes.mtn_momo import MtnMomoFake
 from psp.tests.conformance.fakes.paystack import PaystackFake
@@ -15,4 +16,5 @@ FAKES: list[type[PspFake]] = [
     LencoZmwBankFake,
     MtnMomoFake,
     PaystackFake,
+    AirtelFake,
 ]
