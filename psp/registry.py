@@ -1,4 +1,5 @@
-"""The enabled PSP adapters, built once per process from settings, in routing order."""
+"""The enabled PSP adapters, built once per process from settings, in routing order. Each keeps as many
+connections to its PSP as the payout lane makes calls at once (``PAYOUT_LANE_THREADS``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def adapter(name: str) -> PspAdapter:
                 api_key=settings.LENCO_API_KEY,
                 account_id=settings.LENCO_ACCOUNT_ID,
                 timeout=settings.LENCO_TIMEOUT_SECONDS,
+                connections=settings.PAYOUT_LANE_THREADS,
             )
         )
     if name == "mtn_momo":
@@ -40,6 +42,7 @@ def adapter(name: str) -> PspAdapter:
                 currency=settings.MTN_MOMO_CURRENCY,
                 callback_host=settings.MTN_MOMO_CALLBACK_HOST,
                 timeout=settings.MTN_MOMO_TIMEOUT_SECONDS,
+                connections=settings.PAYOUT_LANE_THREADS,
             )
         )
     raise KeyError(name)

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from psp.base import FailureReason, PspUnavailable
 
@@ -29,9 +30,20 @@ DEFAULT_CONNECT_TIMEOUT = Decimal("5")
 Timeout = tuple[float, float]
 
 
-def make_session(*, user_agent: str = "provision-node") -> requests.Session:
+DEFAULT_CONNECTIONS = 10  # requests' own default pool size
+
+
+def make_session(
+    *, user_agent: str = "provision-node", connections: int = DEFAULT_CONNECTIONS
+) -> requests.Session:
+    """A session that keeps up to ``connections`` connections per host for reuse: as many as calls may be
+    in flight at once (the payout lane's threads), so none is closed after its call and opened afresh (a
+    TLS handshake) for the next."""
     session = requests.Session()
     session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+    adapter = HTTPAdapter(pool_maxsize=connections)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
 
 

@@ -167,6 +167,7 @@ class LencoConfig:
     connect_timeout: Decimal | float = Decimal("5")
     currencies: tuple[str, ...] = ("NGN", "ZMW", "MWK")
     institutions: frozenset[str] = frozenset()  # aggregator institution codes served; empty: any
+    connections: int = http.DEFAULT_CONNECTIONS  # kept for reuse: the calls that may be in flight at once
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class LencoAdapter(PspAdapter):
 
     def __init__(self, config: LencoConfig, *, session: requests.Session | None = None) -> None:
         self._config = config
-        self._session = session or http.make_session()
+        self._session = session or http.make_session(connections=config.connections)
         self._timeout = http.timeouts(read=config.timeout, connect=config.connect_timeout)
         self._account_ids: dict[str, str] = {}
         self._account_lock = threading.Lock()
