@@ -2,13 +2,12 @@
 
 Bounded in time and in count; stops by itself. The client is ``http.client`` (stdlib, keep-alive) rather
 than ``requests``: on a 2-core machine the load generator shares the CPU with the node, and ``requests``
-costs several times more CPU per request, which would lower every figure (floor included).
+costs several times more CPU per request, which would lower every figure.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import threading
 import time
 import uuid
@@ -72,23 +71,6 @@ class LoadResult:
             "throughput_rps": round(self.throughput, 1),
             "latency_ms": summarise_ms(self.latencies_ms),
         }
-
-
-def combine(results: list[LoadResult]) -> LoadResult:
-    """Several measured slices of one endpoint as one result: their requests over their summed time."""
-    statuses: dict[str, int] = {}
-    for result in results:
-        for key, value in result.status_counts.items():
-            statuses[key] = statuses.get(key, 0) + value
-    return LoadResult(
-        name=results[0].name,
-        concurrency=results[0].concurrency,
-        duration_s=sum(r.duration_s for r in results),
-        requests=sum(r.requests for r in results),
-        errors=sum(r.errors for r in results),
-        status_counts=statuses,
-        latencies_ms=[ms for r in results for ms in r.latencies_ms],
-    )
 
 
 def post(connection: http.client.HTTPConnection, request: Request) -> tuple[int, http.client.HTTPConnection]:
@@ -194,61 +176,6 @@ def new_order_factory(secret: str, amount: str = "5000") -> RequestFactory:
             {"amount": amount, "currency": "NGN", "institution": "ABNGNGLA", "orderId": str(uuid.uuid4())}
         )
         return "/new_order", body, {**GO_HEADERS, "X-Request-Signature": signing.sign(secret, body)}
-
-    return make
-
-
-def seed_order_factory(secret: str, client_id: str, amount: int = 5000) -> RequestFactory:
-    """POST /orders in the seed flavour: full order, timestamp, Authorization: HMAC id:sig."""
-
-    def make() -> Request:
-        order_id = str(uuid.uuid4())
-        payload = {
-            "orderId": order_id,
-            "amount": amount,
-            "currency": "NGN",
-            "token": "USDT",
-            "tokenAmount": 3.3333,
-            "network": "base-sepolia",
-            "recipient": {
-                "institution": "ABNGNGLA",
-                "accountIdentifier": "0123456789",
-                "accountName": "Adébáyọ̀ Ọlá",
-                "memo": "Payment <invoice #42> & co",
-            },
-            "reference": "SIM-" + order_id[:8],
-            "expiresAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30)),
-        }
-        body, signature = signing.signed_body(secret, payload, timestamp=int(time.time()))
-        headers = {
-            **GO_HEADERS,
-            "Content-Type": "application/json",
-            "Authorization": f"HMAC {client_id}:{signature}",
-        }
-        return "/orders", body, headers
-
-    return make
-
-
-def floor_factory() -> RequestFactory:
-    """POST /_bench/floor: the same ten fields an offer carries, no authentication."""
-
-    def make() -> Request:
-        body = json.dumps(
-            {
-                "orderId": str(uuid.uuid4()),
-                "amount": "5000",
-                "currency": "NGN",
-                "institution": "ABNGNGLA",
-                "accountIdentifier": "0123456789",
-                "accountName": "Adébáyọ̀ Ọlá",
-                "memo": "Payment <invoice #42> & co",
-                "token": "USDT",
-                "network": "base-sepolia",
-                "reference": "SIM-000001",
-            }
-        ).encode()
-        return "/_bench/floor", body, {"Content-Type": "application/json"}
 
     return make
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ class NodeProcesses:
     lane: subprocess.Popen[bytes] | None = None
     extra_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     worker_starts: int = 1
+    prefix: tuple[str, ...] = ()  # a command every process is started through (``taskset -c 0``)
 
     def kill_worker(self) -> None:
         """kill -9 the worker's whole process groups: the cluster with its children, and the payout lane
@@ -51,8 +52,12 @@ class NodeProcesses:
     def start_worker(self) -> subprocess.Popen[bytes]:
         """Start a (new) main worker and payout lane; the previous ones must be dead or stopped."""
         self.worker_starts += 1
-        self.worker = start_worker(self.env, self.log_dir, name=f"worker-{self.worker_starts}")
-        self.lane = start_lane(self.env, self.log_dir, name=f"payout-lane-{self.worker_starts}")
+        self.worker = start_worker(
+            self.env, self.log_dir, name=f"worker-{self.worker_starts}", prefix=self.prefix
+        )
+        self.lane = start_lane(
+            self.env, self.log_dir, name=f"payout-lane-{self.worker_starts}", prefix=self.prefix
+        )
         return self.worker
 
     def restart_worker(self) -> subprocess.Popen[bytes]:
@@ -70,8 +75,11 @@ class NodeProcesses:
 
     def add_worker(self, name: str) -> subprocess.Popen[bytes]:
         """Start one more qcluster and payout lane on the same database (several worker replicas)."""
-        process = start_worker(self.env, self.log_dir, name=name)
-        self.extra_workers += [process, start_lane(self.env, self.log_dir, name=f"{name}-payout-lane")]
+        process = start_worker(self.env, self.log_dir, name=name, prefix=self.prefix)
+        self.extra_workers += [
+            process,
+            start_lane(self.env, self.log_dir, name=f"{name}-payout-lane", prefix=self.prefix),
+        ]
         return process
 
     def workers(self) -> list[subprocess.Popen[bytes]]:
@@ -151,12 +159,16 @@ def node_env_for_tests(aggregator_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker") -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "manage.py", "qcluster"], env, log_dir / f"{name}.log")
+def start_worker(
+    env: Mapping[str, str], log_dir: Path, name: str = "worker", prefix: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    return _spawn([*prefix, sys.executable, "manage.py", "qcluster"], env, log_dir / f"{name}.log")
 
 
-def start_lane(env: Mapping[str, str], log_dir: Path, name: str = "payout-lane") -> subprocess.Popen[bytes]:
-    return _spawn([sys.executable, "manage.py", "payout_lane"], env, log_dir / f"{name}.log")
+def start_lane(
+    env: Mapping[str, str], log_dir: Path, name: str = "payout-lane", prefix: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    return _spawn([*prefix, sys.executable, "manage.py", "payout_lane"], env, log_dir / f"{name}.log")
 
 
 @contextmanager
@@ -168,16 +180,20 @@ def run_node(
     threads: int = 4,
     access_log: bool = False,
     with_worker: bool = True,
+    prefix: Sequence[str] = (),
 ) -> Iterator[NodeProcesses]:
     """Start gunicorn, qcluster and the payout lane with ``env``; wait for /health; stop everything (also
     on failure).
 
     ``access_log`` adds ``--access-logfile -`` (the Dockerfile and ``make run`` do); ``with_worker=False``
-    starts the web only (``NodeProcesses.start_worker()`` starts the worker and lane later).
+    starts the web only (``NodeProcesses.start_worker()`` starts the worker and lane later). ``prefix`` is
+    a command every process is started through, e.g. ``("taskset", "-c", "0")`` to pin the node to one
+    core (it must ``exec`` its argument, so the process id is the node's).
     """
     port = free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     args = [
+        *prefix,
         sys.executable,
         "-m",
         "gunicorn",
@@ -192,10 +208,16 @@ def run_node(
     if access_log:
         args += ["--access-logfile", "-"]
     web = _spawn(args, env, log_dir / "web.log")
-    worker = start_worker(env, log_dir) if with_worker else None
-    lane = start_lane(env, log_dir) if with_worker else None
+    worker = start_worker(env, log_dir, prefix=prefix) if with_worker else None
+    lane = start_lane(env, log_dir, prefix=prefix) if with_worker else None
     node = NodeProcesses(
-        url=f"http://127.0.0.1:{port}", web=web, worker=worker, lane=lane, log_dir=log_dir, env=dict(env)
+        url=f"http://127.0.0.1:{port}",
+        web=web,
+        worker=worker,
+        lane=lane,
+        log_dir=log_dir,
+        env=dict(env),
+        prefix=tuple(prefix),
     )
     try:
         deadline = time.monotonic() + 30

@@ -2,7 +2,9 @@
 
 Every adapter the node has is named in ``settings.PSP_ADAPTERS`` (name -> the dotted path of the module
 function that builds it from settings); ``PSP`` says which are enabled. Adding a PSP is its adapter
-module (with ``build_adapter``), its settings block and its line in ``PSP_ADAPTERS``.
+module (with ``build_adapter``), its settings block and its line in ``PSP_ADAPTERS``. Each network
+adapter keeps as many connections to its PSP as the payout lane makes calls at once
+(``PAYOUT_LANE_THREADS``).
 """
 
 from __future__ import annotations

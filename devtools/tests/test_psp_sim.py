@@ -6,6 +6,7 @@ No database: the adapter is built directly (as psp.registry builds it) and point
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def adapter_for(
-    sim: PspSimulator, *, api_key: str = API_KEY, account_id: str = DEFAULT_ACCOUNT_ID
+    sim: PspSimulator, *, api_key: str = API_KEY, account_id: str = DEFAULT_ACCOUNT_ID, connections: int = 10
 ) -> LencoAdapter:
     return LencoAdapter(
         LencoConfig(
@@ -49,6 +50,7 @@ def adapter_for(
             account_id=account_id,
             timeout=Decimal("5"),
             connect_timeout=Decimal("2"),
+            connections=connections,
         )
     )
 
@@ -155,6 +157,23 @@ def test_twenty_concurrent_payouts_overlap_instead_of_queueing() -> None:
     assert stats.max_in_flight >= 10
     assert stats.timings["transfer_create"].count == 20
     assert stats.timings["transfer_create"].p50_ms >= 500
+
+
+@pytest.mark.parametrize(("connections", "discarded"), [(10, True), (20, False)])
+def test_the_adapter_keeps_a_connection_for_each_call_in_flight(
+    connections: int, discarded: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with PspSimulator(api_key=API_KEY, latency=0.3, read_latency=0.0) as sim:
+        adapter = adapter_for(sim, connections=connections)
+        with (
+            caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"),
+            ThreadPoolExecutor(20) as pool,
+        ):
+            list(pool.map(adapter.initiate_payout, [payout(reference(200 + n)) for n in range(20)]))
+
+    # urllib3 closes a connection it cannot keep ("Connection pool is full, discarding connection"): the
+    # next call opens a new one, a TLS handshake at a real PSP.
+    assert any("pool is full" in record.getMessage() for record in caplog.records) is discarded
 
 
 def test_latency_is_per_request_kind() -> None:

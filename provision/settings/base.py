@@ -629,10 +629,13 @@ Q_CLUSTER = {
     "save_limit": 0,
     "label": "Worker tasks",
 }
+# 64: the product's 10 payouts/s through a PSP that takes 2.5 s per call needs ~30 calls in flight (a send
+# and a read per payout), ~50 when reads are as slow as sends (docs/operations.md, "Sizing the payout
+# lane"). Threads are started only when that many calls are in flight at once.
 PAYOUT_LANE_THREADS = setting(
     "PAYOUT_LANE_THREADS",
     parse_positive_int,
-    default=16,
+    default=64,
     expected="how many PSP calls the payout lane makes at once",
 )
 PAYOUT_LANE_POLL = setting(

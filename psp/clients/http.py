@@ -19,6 +19,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 from provision import untrusted_json
 from psp.base import FailureReason, PspUnavailable, WebhookBodyRefused
@@ -30,9 +32,15 @@ DEFAULT_CONNECT_TIMEOUT = Decimal("5")
 Timeout = tuple[float, float]
 
 
-def make_session(*, user_agent: str = "provision-node") -> requests.Session:
+def make_session(*, user_agent: str = "provision-node", connections: int | None = None) -> requests.Session:
+    """A session that keeps up to ``connections`` connections per host for reuse: as many as calls may be
+    in flight at once (by default the payout lane's threads, ``PAYOUT_LANE_THREADS``), so none is closed
+    after its call and opened afresh (a TLS handshake) for the next."""
     session = requests.Session()
     session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+    adapter = HTTPAdapter(pool_maxsize=connections or settings.PAYOUT_LANE_THREADS)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return session
 
 

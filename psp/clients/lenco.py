@@ -168,6 +168,7 @@ class LencoConfig:
     connect_timeout: Decimal | float = Decimal("5")
     currencies: tuple[str, ...] = ("NGN", "ZMW", "MWK")
     institutions: frozenset[str] = frozenset()  # aggregator institution codes served; empty: any
+    connections: int | None = None  # kept for reuse (None: PAYOUT_LANE_THREADS, the calls in flight at once)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class LencoAdapter(PspAdapter):
 
     def __init__(self, config: LencoConfig, *, session: requests.Session | None = None) -> None:
         self._config = config
-        self._session = session or http.make_session()
+        self._session = session or http.make_session(connections=config.connections)
         self._timeout = http.timeouts(read=config.timeout, connect=config.connect_timeout)
         self._account_ids: dict[str, str] = {}
         self._account_lock = threading.Lock()

@@ -126,6 +126,7 @@ class MtnMomoConfig:
     currencies: tuple[str, ...] = ()  # order currencies served; empty: any
     institutions: frozenset[str] = frozenset()  # aggregator codes served; empty: codes starting "MOMO"
     msisdn_country_code: str = ""  # e.g. "260": turns a local 0XXXXXXXXX into 260XXXXXXXXX
+    connections: int | None = None  # kept for reuse (None: PAYOUT_LANE_THREADS, the calls in flight at once)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class MtnMomoAdapter(PspAdapter):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
-        self._session = session or http.make_session()
+        self._session = session or http.make_session(connections=config.connections)
         self._timeout = http.timeouts(read=config.timeout, connect=config.connect_timeout)
         self._clock = clock
         self._token: _Token | None = None
