@@ -479,7 +479,7 @@ class PspSimulator:
         with self._lock:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
-        kind, status = UNKNOWN_PATH, None
+        kind, status, recorded = UNKNOWN_PATH, None, False
         try:
             kind, answer, delay = self._handle(handler)
             if delay > 0 and self._stopping.wait(delay):
@@ -487,6 +487,9 @@ class PspSimulator:
                 return
             status = answer.status
             payload = json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
+            # Recorded before the answer leaves: a client that reads stats() right after its call sees it.
+            self._record(kind, handler.command, status, started)
+            recorded = True
             try:
                 handler.send_response(answer.status)
                 handler.send_header("Content-Type", "application/json; charset=utf-8")
@@ -497,10 +500,15 @@ class PspSimulator:
             except OSError:  # the client gave up (its read timeout) while we slept
                 handler.close_connection = True
         finally:
-            elapsed_ms = (time.monotonic() - started) * 1000
+            if not recorded:
+                self._record(kind, handler.command, status, started)
             with self._lock:
                 self._in_flight -= 1
-                self._records.append(RequestRecord(kind, handler.command, status, started, elapsed_ms))
+
+    def _record(self, kind: str, method: str, status: int | None, started: float) -> None:
+        elapsed_ms = (time.monotonic() - started) * 1000
+        with self._lock:
+            self._records.append(RequestRecord(kind, method, status, started, elapsed_ms))
 
     def _count(self, key: str) -> None:
         """Caller holds ``_lock``."""

@@ -309,3 +309,12 @@ def test_a_post_that_arrived_has_landed_even_if_the_simulator_stops_before_answe
 
     assert time.monotonic() - started < 2  # nobody waits out the 5 s latency
     assert sim.transfer(reference(10)) is not None  # the outcome the node must look up
+
+
+def test_a_request_is_in_the_stats_as_soon_as_its_answer_arrives() -> None:
+    with PspSimulator(api_key=API_KEY, latency=0.0, read_latency=0.0) as sim:
+        adapter = adapter_for(sim)
+        adapter.initiate_payout(payout(reference(8)))
+        for n in range(1, 101):
+            adapter.get_payout(reference=reference(8), currency="NGN")
+            assert sim.stats().timings["transfer_get"].count == n
