@@ -17,6 +17,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -78,10 +79,12 @@ def node_copy(tmp_path: Path) -> Path:
         shutil.copy2(ROOT / "scripts" / name, tmp_path / "scripts" / name)
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
+    # The three long-running processes stay up (sleep) until run.sh stops them.
     stand_ins = {
         "python": f'case "$1" in scripts/*) exec {sys.executable} "$@" ;; esac\n'
-        'echo "python $*" >>calls.log\n',
-        "gunicorn": 'echo "gunicorn $*" >>calls.log\n',
+        'echo "python $*" >>calls.log\n'
+        'case "$2" in qcluster|payout_lane) exec sleep 60 ;; esac\n',
+        "gunicorn": 'echo "gunicorn $*" >>calls.log\nexec sleep 60\n',
     }
     for name, body in stand_ins.items():
         path = bin_dir / name
@@ -215,17 +218,41 @@ def test_a_busy_port_stops_run_before_it_migrates(node_copy: Path, busy_port: in
 def test_run_migrates_after_the_checks_then_starts_the_three_processes(
     node_copy: Path, free_port: int
 ) -> None:
-    result = _run(node_copy, SERVER_PORT=str(free_port))
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "PROVISION_READ_DOTENV": "0",
+        "DEBUG": "true",
+        "SERVER_PORT": str(free_port),
+    }
+    process = subprocess.Popen(  # noqa: S603
+        [str(node_copy / "scripts" / "run.sh")], cwd=node_copy, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_calls(node_copy)) < 9:  # six set-up commands, then the three processes
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.terminate()
+        stdout, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
 
     calls = _calls(node_copy)
-    assert calls[:2] == [
+    assert calls[:6] == [
         "python manage.py check --fail-level ERROR",
         "python manage.py migrate --no-input -v 0",
+        "python manage.py collectstatic --no-input -v 0",
+        "python manage.py ensure_demo_user",
+        "python manage.py setup_schedules",
+        "python manage.py sync_balances",
     ]
-    assert (
+    assert set(calls[6:]) == {
         f"gunicorn provision.wsgi:application --bind 127.0.0.1:{free_port} --workers 2 --threads 4 "
-        + ("--graceful-timeout 10")
-        in calls
-    )
-    assert {"python manage.py qcluster", "python manage.py payout_lane"} <= set(calls)
-    assert f"provision node on http://127.0.0.1:{free_port} (admin at /admin/): auto mode" in result.stdout
+        "--graceful-timeout 10",
+        "python manage.py qcluster",
+        "python manage.py payout_lane",
+    }
+    assert f"provision node on http://127.0.0.1:{free_port} (admin at /admin/): auto mode" in stdout
+    assert stdout.splitlines()[-1] == "provision node stopped"
