@@ -18,7 +18,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from drf_spectacular.generators import SchemaGenerator
-from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -35,9 +40,15 @@ def schema() -> dict[str, Any]:
 
 
 class SchemaApi(SpectacularAPIView):
-    """JSON by default; ``?format=yaml`` for YAML (the project's negotiation ignores Accept)."""
+    """JSON by default (no Accept, ``*/*``); YAML for ``?format=yaml``.
 
-    renderer_classes = [OpenApiJsonRenderer, OpenApiYamlRenderer]
+    The Accept header is negotiated (unlike the rest of the API): ``application/json`` and
+    ``application/vnd.oai.openapi+json`` get JSON, ``application/yaml`` and ``application/vnd.oai.openapi``
+    YAML, each under the media type asked for. Listing only the ``vnd.oai`` renderers answered a plain
+    ``Accept: application/json`` (what most HTTP clients and code generators send) with 406.
+    """
+
+    renderer_classes = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]
     content_negotiation_class = DefaultContentNegotiation
 
     def _get_schema_response(self, request: Request) -> Response:

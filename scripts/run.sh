@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
-# `make run`: migrate, make a demo staff user (sandbox + DEBUG only), then run web (gunicorn), the worker
-# (django-q2 qcluster: the accept lane) and the payout lane in the foreground. Ctrl-C stops them all.
+# `make run`: write a demo .env when there is none, check the settings and that the port is free, migrate,
+# make a demo staff user (sandbox + DEBUG only), then run web (gunicorn), the worker (django-q2 qcluster:
+# the accept lane) and the payout lane in the foreground. Ctrl-C stops them all (a second Ctrl-C kills).
+#
+#   scripts/run.sh [--dry-run]    --dry-run: everything before the database (the .env, the settings, the
+#                                 port), then print the start line and exit
+#
+# Binds 127.0.0.1 unless SERVER_HOST says otherwise (environment or .env); port SERVER_PORT (8000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
-export DEBUG="${DEBUG:-true}"
+dry_run=0
+case "${1:-}" in
+  "") ;;
+  --dry-run) dry_run=1 ;;
+  *) echo "usage: scripts/run.sh [--dry-run]" >&2; exit 2 ;;
+esac
+
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-provision.settings.base}"
 mkdir -p var
+
+# Every manage.py command reads .env, so the README's commands work in a second terminal as written.
+$BIN/python scripts/run_preflight.py dotenv
+# The settings load, the port is free: or one line saying why not, before anything is migrated.
+preflight=$($BIN/python scripts/run_preflight.py check)
+mapfile -t info <<<"$preflight"
+host=${info[0]} port=${info[1]} start_line=${info[2]}
+export SERVER_HOST="$host"
+
+if ((dry_run)); then
+  echo "dry run: $start_line"
+  exit 0
+fi
 
 $BIN/python manage.py check --fail-level ERROR >/dev/null
 $BIN/python manage.py migrate --no-input -v 0
@@ -16,25 +41,40 @@ $BIN/python manage.py ensure_demo_user
 $BIN/python manage.py setup_schedules
 $BIN/python manage.py sync_balances || true  # the payout lane syncs again, and retries within seconds
 
-host=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_HOST)')
-port=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_PORT)')
-
+# Each process runs in its own process group (job control is on while they start): Ctrl-C in the terminal
+# reaches this script alone, which asks each process to stop with SIGTERM to its main process (gunicorn's
+# master, qcluster's, the lane's), so each stops its own children in order. Not to the whole group: stock
+# django-q2's sentinel dies at once on SIGTERM and its qcluster then waits for ever. A second Ctrl-C, and
+# anything left of a group once its main process has gone, gets SIGKILL: nothing is left behind.
 pids=()
+say() { echo "$@" 2>/dev/null || true; }  # the terminal may be gone (SIGHUP)
+kill_groups() { for pid in "${pids[@]}"; do kill "-$1" -- "-$pid" 2>/dev/null || true; done; }
 stop() {
-  trap - INT TERM EXIT
+  trap - EXIT INT TERM HUP
+  trap 'say "killing"; kill_groups KILL' INT TERM HUP
+  say "stopping web, worker and payout lane (Ctrl-C again to kill them)"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  echo "provision node stopped"
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
+  done
+  kill_groups KILL
+  say "provision node stopped"
 }
-trap stop INT TERM EXIT
+trap stop EXIT INT TERM HUP
 
+set -m
 $BIN/gunicorn provision.wsgi:application --bind "$host:$port" --workers 2 --threads 4 \
-  --graceful-timeout 10 &
+  --graceful-timeout 10 </dev/null &
 pids+=($!)
-$BIN/python manage.py qcluster &
+$BIN/python manage.py qcluster </dev/null &
 pids+=($!)
-$BIN/python manage.py payout_lane &
+$BIN/python manage.py payout_lane </dev/null &
 pids+=($!)
+set +m
 
-echo "provision node: web on http://$host:$port (admin at /admin/), worker and payout lane running; Ctrl-C stops all"
-wait -n "${pids[@]}"
+echo "$start_line"
+# The first process to end (a crash, the port taken meanwhile) stops the others (the EXIT trap); its exit
+# status is the script's. After Ctrl-C, stop() has run and the status is 130.
+status=0
+wait -n "${pids[@]}" || status=$?
+exit "$status"

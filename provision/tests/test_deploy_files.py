@@ -66,3 +66,9 @@ def test_docker_compose_config_is_valid(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_the_image_never_gets_a_local_dotenv_virtualenv_or_database() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+
+    assert {".env", ".env.*", "!.env.example", ".venv", "var/*", ".git"} <= set(ignored)

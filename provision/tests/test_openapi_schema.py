@@ -96,6 +96,39 @@ def test_schema_is_valid_openapi_and_also_served_as_yaml(client: Client) -> None
     assert response.content.startswith(b"openapi: 3.")
 
 
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("application/json", "application/json"),
+        ("application/json, text/plain, */*", "application/json"),
+        ("application/vnd.oai.openapi+json", "application/vnd.oai.openapi+json"),
+        ("*/*", "application/vnd.oai.openapi+json"),
+        ("text/html,application/xhtml+xml,*/*;q=0.8", "application/vnd.oai.openapi+json"),
+    ],
+)
+def test_schema_answers_json_to_a_json_accept_header(client: Client, accept: str, content_type: str) -> None:
+    response = client.get("/api/schema/", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == content_type
+    assert json.loads(response.content)["openapi"].startswith("3.")
+
+
+def test_schema_answers_json_without_an_accept_header(client: Client) -> None:
+    response = client.get("/api/schema/")
+
+    assert response.status_code == 200
+    assert json.loads(response.content)["paths"].keys() == api_docs.schema()["paths"].keys()
+
+
+def test_schema_answers_yaml_to_a_yaml_accept_header(client: Client) -> None:
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/yaml")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/yaml")
+    assert response.content.startswith(b"openapi: 3.")
+
+
 def test_docs_page_renders_every_operation_without_loading_anything_external(client: Client) -> None:
     response = client.get("/api/docs/")
 
