@@ -187,6 +187,7 @@ def node_env(database_url: str, aggregator_url: str, psp: dict[str, str]) -> dic
         "AGGREGATOR_BASE_URL": aggregator_url,
         "AGGREGATOR_CLIENT_ID": CLIENT_ID,
         "AGGREGATOR_SECRET_KEY": SECRET,
+        "SANDBOX_WEBHOOK_SECRET": "bench-sandbox-webhook-key-3f9c1a7e5b2d8064",
         "ORDER_REQUEST_VALIDITY": str(ACCEPT_WINDOW_SECONDS),
         "CURRENCIES": "NGN",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
