@@ -94,7 +94,7 @@ def deployed(
     psp_sim = None
     if psp.slow:
         psp_sim = PspSimulator(
-            api_key="bench-lenco-key",
+            api_key="bench-lenco-key-7c2e9a41d3f0",
             latency=psp.latency,
             read_latency=psp.read_latency,
             balance=FUNDS,
