@@ -25,7 +25,8 @@ from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
-from orders import iso20022, services, workflow
+from orders import exports, iso20022, services, workflow
+from orders.admin_reports import FinancialReportMixin
 from orders.models import (
     PAYOUT_APPROVAL_STATES,
     Order,
@@ -36,6 +37,7 @@ from orders.models import (
 )
 from provision import formatting
 from provision.admin_base import ReadOnlyAdmin
+from provision.csv_export import CsvExportMixin
 from provision.errors import ApplicationError
 from provision.logging import mask_account
 from psp.models import Transfer
@@ -159,7 +161,7 @@ SHORT_ID_MIN = 6
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "status_badge",
@@ -176,6 +178,9 @@ class OrderAdmin(admin.ModelAdmin):
     ordering = ("-received_at",)
     date_hierarchy = "received_at"
     list_per_page = 50
+    export_columns = exports.ORDER_COLUMNS
+    export_date_field = "received_at"
+    export_select_related = ("approved_by",)
     show_full_result_count = False
     inlines = (StateLogInline, LedgerEntryInline, TransferInline, OutboxInline)
     actions = (

@@ -34,6 +34,16 @@ def money_amount(amount: Decimal | int | None, currency: str) -> str:
     return f"{value:,.{places}f}"
 
 
+def money_plain(amount: Decimal | None, currency: str) -> Decimal | None:
+    """``amount`` at the currency's exponent (more decimals kept when it has them): for files, not screens."""
+    if amount is None:
+        return None
+    value = Decimal(amount)
+    places = currency_exponent(currency)
+    exponent = int(value.normalize().as_tuple().exponent) if value else 0
+    return value.quantize(Decimal(1).scaleb(-max(places, -exponent)))
+
+
 def money(amount: Decimal | int | None, currency: str) -> str:
     """``40,000.00 NGN``: the amount as ``money_amount`` writes it, then the currency code."""
     if amount is None:

@@ -8,12 +8,13 @@ from django.http import HttpRequest
 
 from provision import formatting
 from provision.admin_base import ReadOnlyAdmin
-from psp import health
+from provision.csv_export import CsvExportMixin
+from psp import exports, health
 from psp.models import InstitutionMapping, PspCircuit, PspRoute, Transfer, WebhookEvent
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = (
         "reference",
         "psp",
@@ -27,6 +28,8 @@ class TransferAdmin(ReadOnlyAdmin):
     list_filter = ("status", "psp", "currency")
     search_fields = ("reference", "psp_transaction_id", "order__order_id")
     list_select_related = ("order",)
+    export_columns = exports.TRANSFER_COLUMNS
+    export_select_related = ("order",)
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: Transfer) -> str:
