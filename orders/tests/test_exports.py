@@ -43,7 +43,7 @@ def order(status: str, received_at: datetime, **fields: Any) -> Order:
 
 def rows(response: Any) -> list[dict[str, str]]:
     assert isinstance(response, StreamingHttpResponse)
-    body = b"".join(response.streaming_content).decode()
+    body = response.getvalue().decode()
     return list(csv.DictReader(io.StringIO(body)))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.http import StreamingHttpResponse
 
 from orders import reports
 from orders.models import Order, OrderStatus
@@ -127,7 +128,8 @@ def test_the_report_page_shows_the_figures_and_gives_them_as_csv() -> None:
     assert "50.00 NGN" in page
     assert "format=csv" in page
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    body = b"".join(response.streaming_content).decode()
+    assert isinstance(response, StreamingHttpResponse)
+    body = response.getvalue().decode()
     assert list(csv.reader(io.StringIO(body))) == [
         ["day", "currency", "psp", "count", "volume", "fees", "fees_reported"],
         ["2026-11-02", "NGN", "sandbox", "1", "40000.00", "50.00", "1"],
