@@ -174,4 +174,12 @@ class PspBalanceAdmin(ReadOnlyAdmin):
 
 @admin.register(BalanceAlert)
 class BalanceAlertAdmin(ReadOnlyAdmin):
-    list_display = ("currency", "available", "threshold", "created_at", "resolved_at")
+    list_display = ("currency", "available_display", "threshold_display", "created_at", "resolved_at")
+
+    @admin.display(description="Available", ordering="available")
+    def available_display(self, obj: BalanceAlert) -> str:
+        return formatting.money(obj.available, obj.currency)
+
+    @admin.display(description="Threshold", ordering="threshold")
+    def threshold_display(self, obj: BalanceAlert) -> str:
+        return formatting.money(obj.threshold, obj.currency)

@@ -100,12 +100,13 @@ def test_order_page_leads_with_status_amount_recipient_and_folds_the_crypto_fiel
     assert page.index("Token amount") > page.index("<details")
 
 
-def test_back_on_a_per_order_action_page_goes_to_the_order(client: Client) -> None:
+def test_the_action_page_writes_the_amount_and_back_goes_to_the_order(client: Client) -> None:
     order = in_status(OrderStatus.HELD, hold_until=timezone.now() + timedelta(minutes=5))
 
     page = client.get(f"/admin/orders/order/{order.pk}/do/cancel_orders/").content.decode()
 
     assert f'href="/admin/orders/order/{order.pk}/change/">Back to the order</a>' in page
+    assert "3,750.00 NGN" in page
 
 
 def test_searching_by_the_short_id_the_list_shows_finds_the_order(client: Client) -> None:
