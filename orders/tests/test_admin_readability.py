@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -149,3 +150,16 @@ def test_ledger_running_balance_ignores_the_lists_filters(client: Client) -> Non
     response = client.get("/admin/balances/ledgerentry/", {"kind__exact": "CREDIT"})
 
     assert [entry.total_after for entry in response.context["cl"].result_list] == [Decimal("100000")]
+
+
+def test_ledger_running_balance_on_a_later_page_counts_the_newer_pages(
+    client: Client, django_assert_max_num_queries: Any
+) -> None:
+    for amount in range(1, 131):  # 130 credits of 1..130 NGN: two pages of 100
+        balance_services.balance_credit(currency="NGN", amount=Decimal(amount), reason="top-up")
+
+    with django_assert_max_num_queries(10):
+        response = client.get("/admin/balances/ledgerentry/", {"p": "2"})
+
+    after = [entry.total_after for entry in response.context["cl"].result_list]
+    assert after == [Decimal(n * (n + 1) // 2) for n in range(30, 0, -1)]
