@@ -25,7 +25,8 @@ from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
-from orders import iso20022, services, workflow
+from orders import exports, iso20022, services, workflow
+from orders.admin_reports import FinancialReportMixin
 from orders.models import (
     PAYOUT_APPROVAL_STATES,
     Order,
@@ -34,7 +35,9 @@ from orders.models import (
     OutboxStatus,
     ReviewListEntry,
 )
+from provision import formatting
 from provision.admin_base import ReadOnlyAdmin
+from provision.csv_export import CsvExportMixin
 from provision.errors import ApplicationError
 from provision.logging import mask_account
 from psp.models import Transfer
@@ -80,13 +83,37 @@ class ResolveForm(forms.Form):
 
 class LedgerEntryInline(admin.TabularInline):
     model = LedgerEntry
-    fields = ("created_at", "kind", "amount", "total_delta", "reserved_delta", "psp", "actor", "reason")
+    fields = (
+        "created_at",
+        "kind",
+        "amount_money",
+        "total_delta_money",
+        "reserved_delta_money",
+        "psp",
+        "actor",
+        "reason",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Amount")
+    def amount_money(self, obj: LedgerEntry) -> str:
+        return formatting.money(obj.amount, obj.balance.currency)
+
+    @admin.display(description="Total Δ")
+    def total_delta_money(self, obj: LedgerEntry) -> str:
+        return formatting.money_amount(obj.total_delta, obj.balance.currency)
+
+    @admin.display(description="Reserved Δ")
+    def reserved_delta_money(self, obj: LedgerEntry) -> str:
+        return formatting.money_amount(obj.reserved_delta, obj.balance.currency)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
+        return super().get_queryset(request).select_related("balance", "actor")
 
 
 class TransferInline(admin.TabularInline):
@@ -126,14 +153,15 @@ def _actor(request: HttpRequest) -> AbstractBaseUser | None:
 
 
 def _time_left(until: datetime | None) -> str:
-    if until is None:
-        return "—"
-    seconds = int((until - timezone.now()).total_seconds())
-    return "overdue" if seconds < 0 else f"{seconds // 60}m {seconds % 60:02d}s"
+    return formatting.countdown(until)
+
+
+# The shortest order-id prefix the search looks up (fewer characters would match half the table).
+SHORT_ID_MIN = 6
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "status_badge",
@@ -150,6 +178,9 @@ class OrderAdmin(admin.ModelAdmin):
     ordering = ("-received_at",)
     date_hierarchy = "received_at"
     list_per_page = 50
+    export_columns = exports.ORDER_COLUMNS
+    export_date_field = "received_at"
+    export_select_related = ("approved_by",)
     show_full_result_count = False
     inlines = (StateLogInline, LedgerEntryInline, TransferInline, OutboxInline)
     actions = (
@@ -163,7 +194,69 @@ class OrderAdmin(admin.ModelAdmin):
         "close_reversals",
         "export_bank_file",
     )
-    readonly_fields = [f.name for f in Order._meta.fields]
+    # The order page leads with what a person decides on (status, amount, recipient; the actions are the
+    # buttons above), then the payout and the times; the aggregator's and the crypto side's fields, mostly
+    # empty for a payout decision, are folded away at the bottom.
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "status_badge",
+                    "amount_display",
+                    "account_name",
+                    "account_identifier",
+                    "institution",
+                    "memo",
+                    "time_left",
+                    "decline_reason",
+                    "cancel_reason",
+                )
+            },
+        ),
+        (
+            "Payout",
+            {"fields": ("psp", "psp_tx_id", "external_reference", "payout_attempted", "approved_by")},
+        ),
+        (
+            "Times",
+            {
+                "fields": (
+                    "received_at",
+                    "accept_deadline",
+                    "accepted_at",
+                    "hold_until",
+                    "paid_at",
+                    "finished_at",
+                    "updated_at",
+                )
+            },
+        ),
+        (
+            "Aggregator and crypto details",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "order_id",
+                    "flavour",
+                    "reference",
+                    "token",
+                    "token_amount",
+                    "network",
+                    "accept_amount",
+                    "exclude_psps",
+                    "metadata",
+                    "request_id",
+                    "accept_attempts",
+                    "accept_outcome_unknown",
+                    "accept_claimed_until",
+                    "payout_due_at",
+                    "created_at",
+                ),
+            },
+        ),
+    )
+    readonly_fields = [f.name for f in Order._meta.fields] + ["status_badge", "amount_display", "time_left"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -173,6 +266,17 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        """The search fields, plus the start of an order id: the short id the list and the index show
+        (``5f8a3c1e-2b4d``, pasted with or without the index's trailing "…") finds its order."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        prefix = search_term.strip().rstrip("…").rstrip(".").strip()
+        if len(prefix) >= SHORT_ID_MIN and " " not in prefix:
+            results |= queryset.filter(order_id__startswith=prefix)
+        return results, may_have_duplicates
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("orders.approve_order"))
@@ -193,7 +297,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: Order) -> str:
-        return f"{obj.amount:,.2f} {obj.currency}"
+        return formatting.money(obj.amount, obj.currency)
 
     @admin.display(description="Account")
     def account_last4(self, obj: Order) -> str:
@@ -201,10 +305,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Age", ordering="received_at")
     def age(self, obj: Order) -> str:
-        seconds = int((timezone.now() - obj.received_at).total_seconds())
-        if seconds < 3600:
-            return f"{seconds // 60}m {seconds % 60:02d}s"
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+        return formatting.age(obj.received_at)
 
     @admin.display(description="Time left")
     def time_left(self, obj: Order) -> str:

@@ -6,19 +6,21 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from provision import formatting
 from provision.admin_base import ReadOnlyAdmin
-from psp import health
+from provision.csv_export import CsvExportMixin
+from psp import exports, health
 from psp.models import InstitutionMapping, PspCircuit, PspRoute, Transfer, WebhookEvent
 
 
 @admin.register(Transfer)
-class TransferAdmin(ReadOnlyAdmin):
+class TransferAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = (
         "reference",
         "psp",
         "status",
-        "amount",
-        "currency",
+        "amount_display",
+        "fee_display",
         "account_masked",
         "psp_transaction_id",
         "created_at",
@@ -26,6 +28,16 @@ class TransferAdmin(ReadOnlyAdmin):
     list_filter = ("status", "psp", "currency")
     search_fields = ("reference", "psp_transaction_id", "order__order_id")
     list_select_related = ("order",)
+    export_columns = exports.TRANSFER_COLUMNS
+    export_select_related = ("order",)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: Transfer) -> str:
+        return formatting.money(obj.amount, obj.currency)
+
+    @admin.display(description="Fee", ordering="fee")
+    def fee_display(self, obj: Transfer) -> str:
+        return formatting.money(obj.fee, obj.currency)
 
 
 @admin.register(WebhookEvent)

@@ -191,6 +191,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times to the second with the zone named, in every admin list and field (provision/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["provision.formats"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"

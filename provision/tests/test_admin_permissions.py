@@ -263,6 +263,19 @@ def two_factor_logout(clients: dict[str, Client], users: dict[str, User]) -> dic
     return {role: admin_client(users[role]).post(url).status_code for role in ROLES}
 
 
+def staff_page(name: str, **query: str) -> Callable[[dict[str, Client], dict[str, User]], dict[str, int]]:
+    """A read-only admin page (issue 19: the exports, the financial report, the balances page)."""
+
+    def call(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
+        return {role: clients[role].get(reverse(f"admin:{name}"), query).status_code for role in ROLES}
+
+    return call
+
+
+# Who sees the records (every staff role) sees their exports, the report and the balances page.
+VIEWERS = frozenset({"superuser", "viewer", "operator", "payer"})
+
+
 def order_transition(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
     raise AssertionError("checked per action by test_each_role_may_use_the_per_order_action_urls_of_its_job")
 
@@ -276,6 +289,26 @@ CUSTOM_URLS: dict[
         {role: 200 if role in PAYER else 403 for role in ROLES},
     ),
     "orders.order:orders_order_transition": (order_transition, {}),
+    "orders.order:orders_order_export": (
+        staff_page("orders_order_export", start="2026-01-01", end="2026-12-31"),
+        {role: 200 if role in VIEWERS else 403 for role in ROLES},
+    ),
+    "orders.order:orders_order_report": (
+        staff_page("orders_order_report"),
+        {role: 200 if role in VIEWERS else 403 for role in ROLES},
+    ),
+    "psp.transfer:psp_transfer_export": (
+        staff_page("psp_transfer_export"),
+        {role: 200 if role in VIEWERS else 403 for role in ROLES},
+    ),
+    "balances.ledgerentry:balances_ledgerentry_export": (
+        staff_page("balances_ledgerentry_export", start="2026-01-01", end="2026-01-31"),
+        {role: 200 if role in VIEWERS else 403 for role in ROLES},
+    ),
+    "balances.balance:balances_balance_reconciliation": (
+        staff_page("balances_balance_reconciliation"),
+        {role: 200 if role in VIEWERS else 403 for role in ROLES},
+    ),
     "auth.user:auth_user_password_change": (
         password_change,
         {role: 200 if role in SUPERUSER else 403 for role in ROLES},
