@@ -4,6 +4,12 @@ A webhook is a hint: the payout lane reads the transfer's status from the PSP by
 the order moves (many webhooks about one transfer: one read). MTN MoMo callbacks are unsigned and carry
 our reference in the URL path (``/webhooks/mtn_momo/<reference>``); the view passes it to the adapter as
 the ``X-Callback-Reference`` header.
+
+M-Pesa Daraja callbacks (``MpesaCallbackApi``) are unsigned too and come to a URL carrying a secret token
+(``/webhooks/daraja/<token>/<kind>/<key>``): a wrong token is a 404 and nothing is stored. A payment's
+callback is a hint like any webhook; a Transaction Status or Account Balance result is the answer to a
+query the node sent (its URL names the query), recorded by ``mpesa_callback_process``, which then makes
+the transfer due so the payout lane reads that answer.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from provision.errors import NotFound
 from psp import registry
 from psp import services as psp_services
 from psp.base import PspError, WebhookSignatureInvalid
+from psp.clients import mpesa
 from psp.models import Transfer, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -103,4 +110,76 @@ def webhook_process(*, event_pk: int) -> str:
         processed_at=timezone.now(), outcome=outcome
     )
     logger.info("webhook.processed", extra={"psp": event.psp, "event_id": event.event_id, "outcome": outcome})
+    return outcome
+
+
+# --- M-Pesa Daraja ---------------------------------------------------------------------------------------
+
+# What Daraja is answered (its B2C pages document no answer; integrations send this) [protocol section 5].
+MPESA_ACKNOWLEDGEMENT = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+def _mpesa_adapter() -> mpesa.MpesaAdapter | None:
+    if mpesa.NAME not in settings.PSP:
+        return None
+    adapter = registry.adapter(mpesa.NAME)
+    return adapter if isinstance(adapter, mpesa.MpesaAdapter) else None
+
+
+class MpesaCallbackApi(APIView):
+    """Daraja's Result and QueueTimeOut callbacks: token checked, stored raw, acknowledged, processed in a
+    task. A wrong token (or M-Pesa not enabled) is a 404: nothing stored, nothing processed."""
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+    schema = None  # the URL is a secret: not in the public OpenAPI schema
+
+    def post(self, request: Request, token: str, kind: str, key: str) -> Response:
+        adapter = _mpesa_adapter()
+        if adapter is None or not adapter.callback_token_matches(token):
+            metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="invalid_signature").inc()
+            logger.warning("mpesa.callback.wrong_token", extra={"psp": mpesa.NAME, "kind": kind[:32]})
+            raise NotFound("Not found")
+        if kind not in set(mpesa.CallbackKind) or not mpesa.callback_key_valid(key):
+            raise NotFound(
+                "Not found", errors={"kind": [f"{kind[:32]!r}/{key[:64]!r} is not a Daraja callback."]}
+            )
+        body = raw_body(request)
+        event_id = hashlib.sha256(f"{kind}\n{key}\n".encode() + body).hexdigest()
+        event = _store(mpesa.NAME, event_id, kind, key, body, valid=True)
+        if event is None:
+            metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="duplicate").inc()
+            logger.info("webhook.duplicate", extra={"psp": mpesa.NAME, "event_id": event_id})
+        else:
+            metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="received").inc()
+            queue.enqueue(
+                "psp.tasks.mpesa_callback_process", task_name=f"webhook:{event.pk}", event_pk=event.pk
+            )
+        return Response(MPESA_ACKNOWLEDGEMENT)
+
+
+def mpesa_callback_process(*, event_pk: int) -> str:
+    """Record what a stored Daraja callback says (a hint, or a query's answer), then make the payout's
+    transfer due for a read. Safe to run twice."""
+    event = WebhookEvent.objects.get(pk=event_pk)
+    if event.processed_at is not None:
+        return event.outcome
+    adapter = _mpesa_adapter()
+    if adapter is None:
+        outcome = "psp_disabled"
+    else:
+        recorded = adapter.callback_record(
+            kind=event.event_type, key=event.reference, body=event.body.encode("utf-8")
+        )
+        outcome = recorded.outcome
+        if recorded.reference and psp_services.transfer_mark_due(
+            psp=mpesa.NAME, reference=recorded.reference
+        ):
+            outcome = f"{outcome}:read_due"
+    WebhookEvent.objects.filter(pk=event_pk, processed_at__isnull=True).update(
+        processed_at=timezone.now(), outcome=outcome[:64]
+    )
+    logger.info(
+        "webhook.processed", extra={"psp": mpesa.NAME, "event_id": event.event_id, "outcome": outcome}
+    )
     return outcome
