@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from psp.tests.conformance.fakes.mpesa import MpesaFake
 from psp.tests.conformance.kit import PspFake
 
-FAKES: list[type[PspFake]] = []
+FAKES: list[type[PspFake]] = [MpesaFake]
