@@ -4,6 +4,8 @@ It keeps its state in the node's database (``SandboxPayout``) so web and worker 
 behaves the way real sandboxes do, decided by the recipient's account number:
 
     ends in 0000   refused at once: recipient account invalid (PspRejected, no money moved)
+    ends in 3333   refused at once: insufficient funds (PspRejected: the node fails over to the next PSP)
+    ends in 4444   refused at once: transfer limit exceeded (PspRejected: the node fails over as well)
     ends in 1111   accepted, then fails: "Insufficient funds in your account"
     ends in 2222   accepted, then fails: "Beneficiary Bank not Available"
     ends in 9999   accepted and stays pending for ever (exercises needs_review / polling)
@@ -20,6 +22,7 @@ Account resolution answers the name the caller expects (``Recipient.account_name
 Webhooks, delivered to the node itself and signed like the real PSP: when ``SANDBOX_WEBHOOK_URL`` is set,
 a payout that reaches a final state is announced by a POST of ``{"event": "transfer.successful" |
 "transfer.failed", "data": {id, reference, status, amount, currency, reasonForFailure, completedAt}}``
+(a payout set to ``reversed`` by hand is announced as ``transfer.reversed`` when its webhook is sent)
 with ``X-Sandbox-Signature`` = hex HMAC-SHA512 of the raw body keyed with the hex SHA-256 of
 ``SANDBOX_WEBHOOK_SECRET`` (Lenco's scheme, protocol/lenco.md section 11). The POST is made by a django-q2
 task enqueued when the payout's row is committed (at once, or scheduled for ``complete_at``), never inside
@@ -68,6 +71,11 @@ from psp.models import SandboxPayout
 
 logger = logging.getLogger(__name__)
 
+_REFUSED_AT_ONCE = {
+    "0000": (FailureReason.RECIPIENT_INVALID, "Invalid recipient account"),
+    "3333": (FailureReason.INSUFFICIENT_FUNDS, "Insufficient funds in your account"),
+    "4444": (FailureReason.LIMIT_EXCEEDED, "Transfer limit exceeded"),
+}
 _OUTCOMES = {
     "1111": ("failed", "Insufficient funds in your account"),
     "2222": ("failed", "Beneficiary Bank not Available"),
@@ -77,7 +85,16 @@ OTHER_HOLDER = "SANDBOX OTHER HOLDER"
 REFERENCE_PREFIX = "pn-"
 REFERENCE_MAX_LENGTH = 40  # Lenco's
 SIGNATURE_HEADER = "X-Sandbox-Signature"
-WEBHOOK_EVENTS = {"successful": "transfer.successful", "failed": "transfer.failed"}
+WEBHOOK_EVENTS = {
+    "successful": "transfer.successful",
+    "failed": "transfer.failed",
+    "reversed": "transfer.reversed",
+}
+_WEBHOOK_STATUS = {
+    "successful": PayoutStatus.SUCCEEDED,
+    "failed": PayoutStatus.FAILED,
+    "reversed": PayoutStatus.REVERSED,
+}
 WEBHOOK_ATTEMPTS = 3
 WEBHOOK_RETRY_DELAY = timedelta(seconds=30)
 WEBHOOK_TIMEOUT = http.timeouts(read=5, connect=2)
@@ -115,13 +132,10 @@ class SandboxAdapter(PspAdapter):
         return ("successful", "")
 
     def initiate_payout(self, request: PayoutRequest) -> PayoutResult:
-        if request.recipient.account_identifier.endswith("0000"):
-            raise PspRejected(
-                "Invalid recipient account",
-                psp=self.name,
-                reason=FailureReason.RECIPIENT_INVALID,
-                http_status=400,
-            )
+        refusal = _REFUSED_AT_ONCE.get(request.recipient.account_identifier[-4:])
+        if refusal is not None:
+            reason, message = refusal
+            raise PspRejected(message, psp=self.name, reason=reason, http_status=400)
         status, message = self._decide(request)
         latency = settings.SANDBOX_LATENCY_SECONDS
         try:
@@ -218,7 +232,7 @@ class SandboxAdapter(PspAdapter):
                 reason=FailureReason.UNSUPPORTED,
             )
         raw_status = str(data.get("status") or "")
-        status = {"successful": PayoutStatus.SUCCEEDED, "failed": PayoutStatus.FAILED}.get(raw_status)
+        status = _WEBHOOK_STATUS.get(raw_status)
         dedupe_key = f"{event_type}|{data.get('id')}|{raw_status}".encode()
         return WebhookNotice(
             event_id=hashlib.sha256(dedupe_key).hexdigest(),

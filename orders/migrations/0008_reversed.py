@@ -5,15 +5,34 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0007_payout_due_at'),
+        ("orders", "0007_payout_due_at"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='order',
-            name='status',
-            field=django_fsm.FSMField(choices=[('received', 'Received'), ('accepting', 'Accepting'), ('accepted', 'Accepted'), ('held', 'Held for approval'), ('paying', 'Paying'), ('paid', 'Paid'), ('fulfilled', 'Fulfilled'), ('needs_review', 'Needs review'), ('cancelled', 'Cancelled'), ('declined', 'Declined'), ('expired', 'Expired'), ('lost', 'Not ours (accept refused)'), ('reversed', 'Payout reversed by the PSP')], db_index=True, default='received', max_length=50, protected=True),
+            model_name="order",
+            name="status",
+            field=django_fsm.FSMField(
+                choices=[
+                    ("received", "Received"),
+                    ("accepting", "Accepting"),
+                    ("accepted", "Accepted"),
+                    ("held", "Held for approval"),
+                    ("paying", "Paying"),
+                    ("paid", "Paid"),
+                    ("fulfilled", "Fulfilled"),
+                    ("needs_review", "Needs review"),
+                    ("cancelled", "Cancelled"),
+                    ("declined", "Declined"),
+                    ("expired", "Expired"),
+                    ("lost", "Not ours (accept refused)"),
+                    ("reversed", "Payout reversed by the PSP"),
+                ],
+                db_index=True,
+                default="received",
+                max_length=50,
+                protected=True,
+            ),
         ),
     ]

@@ -4,15 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('psp', '0007_default_routes'),
+        ("psp", "0007_default_routes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='transfer',
-            name='status',
-            field=models.CharField(choices=[('created', 'Created (not sent yet, or sent and not answered)'), ('pending', 'Pending at the PSP'), ('succeeded', 'Succeeded'), ('failed', 'Failed (final)'), ('rejected', 'Rejected before sending money'), ('unknown', 'Outcome unknown (review)'), ('reversed', 'Reversed by the PSP after success')], db_index=True, default='created', max_length=16),
+            model_name="transfer",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("created", "Created (not sent yet, or sent and not answered)"),
+                    ("pending", "Pending at the PSP"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed (final)"),
+                    ("rejected", "Rejected before sending money"),
+                    ("unknown", "Outcome unknown (review)"),
+                    ("reversed", "Reversed by the PSP after success"),
+                ],
+                db_index=True,
+                default="created",
+                max_length=16,
+            ),
         ),
     ]

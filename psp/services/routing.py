@@ -18,8 +18,11 @@ from psp import health, registry
 from psp.base import AmountRefusal, PspAdapter
 from psp.models import CircuitState, InstitutionMapping, PspRoute
 
-# PSPs that cannot pay without their own code for the institution (Lenco v1 pays NGN by NIP bank code).
-NEEDS_MAPPING = {("lenco", "NGN")}
+# PSPs that cannot pay without their own code for the institution (an ``InstitutionMapping`` row): an
+# offer for an unmapped institution is declined, never accepted and then refused by the adapter. Lenco pays
+# by its own code in every currency: the NIP bank code in NGN (v1), its bankId or the mobile-money operator
+# (``momo:<operator>``) in ZMW and MWK (v2).
+NEEDS_MAPPING = {("lenco", "NGN"), ("lenco", "ZMW"), ("lenco", "MWK")}
 
 
 class NoPspAvailable(Conflict):

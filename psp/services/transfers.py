@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 # An open outcome (maybe sent and not shown, or acknowledged and then not shown) this long goes to staff.
 PAYOUT_REVIEW_AFTER = timedelta(minutes=15)
 CHECK_BACKOFF_CAP = timedelta(seconds=60)
+# A PSP's Retry-After (a 429, a 503) is honoured up to this long; a longer one is not waited for in full.
+RETRY_AFTER_CAP = timedelta(minutes=5)
 # No second send of a transfer starts while an earlier one may still be waiting for the PSP's answer:
 # longer than any PSP client's connect + read timeout.
 SEND_LEASE = timedelta(seconds=60)
@@ -294,6 +296,16 @@ def _next_check(transfer: Transfer, now: datetime) -> datetime:
     return now + min(max(age / 4, timedelta(seconds=2)), CHECK_BACKOFF_CAP)
 
 
+def _next_check_after(transfer: Transfer, now: datetime, error: PspError) -> datetime:
+    """The next check after a call the PSP did not answer: the usual back-off, but never sooner than the
+    PSP's Retry-After asked (capped at RETRY_AFTER_CAP)."""
+    due = _next_check(transfer, now)
+    retry_after = error.retry_after if isinstance(error, PspUnavailable) else None
+    if retry_after is not None and retry_after > 0:
+        due = max(due, now + min(timedelta(seconds=retry_after), RETRY_AFTER_CAP))
+    return due
+
+
 def _overdue(transfer: Transfer, now: datetime, why: str) -> TransferChange:
     """An open outcome past PAYOUT_REVIEW_AFTER: the transfer is UNKNOWN and its order goes to staff."""
     if now - transfer.created_at <= PAYOUT_REVIEW_AFTER:
@@ -372,8 +384,13 @@ def _record_after_success(transfer: Transfer, answer: PspAnswer) -> TransferChan
         transfer.save()
         logger.error("payout.reversed", extra={"reference": transfer.reference, "psp": transfer.psp})
         return TransferChange(Change.REVERSED, reason=result.failure_message or f"{transfer.psp} reversed it")
-    if answer.kind == AnswerKind.UNREACHABLE and transfer.next_check_at is not None:
-        transfer.next_check_at = _next_check(transfer, timezone.now())  # read it again: a reversal was hinted
+    if (
+        answer.kind == AnswerKind.UNREACHABLE
+        and answer.error is not None
+        and transfer.next_check_at is not None
+    ):
+        # read it again: a reversal was hinted
+        transfer.next_check_at = _next_check_after(transfer, timezone.now(), answer.error)
     else:
         transfer.next_check_at = None
     transfer.save(update_fields=["next_check_at", "updated_at"])
@@ -383,8 +400,15 @@ def _record_after_success(transfer: Transfer, answer: PspAnswer) -> TransferChan
 def _record_unreachable(transfer: Transfer, error: PspError, now: datetime) -> TransferChange:
     if transfer.status == TransferStatus.UNKNOWN:
         return NO_CHANGE
-    transfer_history(transfer, "unreachable", error=error.message[:200], http_status=error.http_status)
-    transfer.next_check_at = _next_check(transfer, now)
+    retry_after = error.retry_after if isinstance(error, PspUnavailable) else None
+    transfer_history(
+        transfer,
+        "unreachable",
+        error=error.message[:200],
+        http_status=error.http_status,
+        **({"retry_after": retry_after} if retry_after is not None else {}),
+    )
+    transfer.next_check_at = _next_check_after(transfer, now, error)
     logger.warning(
         "payout.psp_unreachable", extra={"reference": transfer.reference, "error": error.message[:200]}
     )

@@ -11,7 +11,10 @@ nor declares is reported as missing (the test fails and names it).
 
 A fake is a real local HTTP server (pytest-httpserver's ``HTTPServer``, one per test) speaking the PSP's
 wire format (its protocol document in ../shared/protocol/), with state of its own (the payouts it holds)
-and a script for the next calls. The kit talks to it only through this interface.
+and a script for the next calls. The kit talks to it only through this interface. The suite's server is
+threaded (a handler that holds back a lost answer does not hold up the look-up that follows) and shared by
+the tests, cleared between them; ``fakes/wire.py`` has the pieces the HTTP fakes share (a call script, the
+client timeout to put in ``node_settings`` and the delay of a lost answer).
 """
 
 from __future__ import annotations
@@ -84,6 +87,11 @@ CAPABILITIES = (
     "name_resolution",  # the PSP resolves an account holder's name
     "bank_list",  # the PSP lists the institutions it pays
     "synchronous_success",  # a create call can answer final success
+    # Added with the suite (a fake that does not declare them has them):
+    "timeouts",  # the fake can lose a create call's answer (Send.TIMEOUT_AFTER_COMMIT, TIMEOUT_BEFORE_COMMIT)
+    "read_lag",  # reads by reference can show nothing for a payout the PSP holds (lag_reads)
+    "duplicate_reference",  # the PSP answers "that reference exists" (duplicate_forms)
+    "outages",  # the PSP can say it cannot take a call now (Refusal.SERVICE_DOWN, Refusal.RATE_LIMITED)
 )
 
 
@@ -91,6 +99,9 @@ class PspFake(abc.ABC):
     """One PSP, faked over real HTTP for the conformance suite. Subclass it in ``fakes/<name>.py``."""
 
     name: ClassVar[str]  # the adapter's name (a key of settings.PSP_ADAPTERS)
+    # Tells apart two fakes of one adapter (Lenco's v1 and v2 APIs: "ngn", "mwk-momo"); the test id is
+    # ``fake_id(fake)``: the name, or "name-variant".
+    variant: ClassVar[str] = ""
     # A payable order for this PSP: what the aggregator would send.
     currency: ClassVar[str]
     institution: ClassVar[str]
@@ -120,6 +131,12 @@ class PspFake(abc.ABC):
     @abc.abstractmethod
     def install(self) -> None:
         """Register the fake's handlers on ``self.server`` (every path the adapter calls)."""
+
+    def order_account(self) -> str:
+        """The account the suite's next order pays: ``account``. A PSP whose outcomes follow the recipient
+        (the sandbox's magic account numbers) returns the one that gives what ``script_send`` scripted (the
+        suite scripts an order's first send before it creates the order)."""
+        return self.account
 
     # --- scripting the next calls ----------------------------------------------------------------------
 
@@ -162,3 +179,8 @@ class PspFake(abc.ABC):
     def name_of(self, account: str) -> str:
         """The holder's name the PSP resolves for ``account`` (the order's account by default)."""
         return self.account_name
+
+
+def fake_id(fake: type[PspFake]) -> str:
+    """The fake's test id: its adapter's name, with its variant when it has one."""
+    return f"{fake.name}-{fake.variant}" if fake.variant else fake.name
