@@ -158,6 +158,14 @@ class DarajaStore:
             )
         )
 
+    def answer_read(self, *, key: str) -> bool:
+        """Mark a query's answer as used by a read (once: False when a read had already used it)."""
+        return bool(
+            DarajaRequest.objects.filter(key=key, answered_at__isnull=False, read_at__isnull=True).update(
+                read_at=timezone.now()
+            )
+        )
+
     def query_answer(self, *, key: str, kind: DarajaRequestKind, answer: DarajaAnswer, **fields: Any) -> bool:
         """Record the answer of query ``key`` (once: False when it was already answered or is unknown)."""
         return bool(

@@ -299,6 +299,9 @@ class DarajaRequest(models.Model):
         null=True, blank=True, help_text="A payment's Result or QueueTimeOut callback arrived (a hint)."
     )
     answered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(
+        null=True, blank=True, help_text="A read of the payout first used this query's answer."
+    )
     answer = models.CharField(max_length=16, choices=DarajaAnswer.choices, blank=True)
     result_code = models.CharField(max_length=32, blank=True)
     result_desc = models.CharField(max_length=255, blank=True)

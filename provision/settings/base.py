@@ -467,12 +467,6 @@ MPESA_TIMEOUT_SECONDS = setting(
 )
 MPESA_MIN_AMOUNT = setting("MPESA_MIN_AMOUNT", parse_decimal, default=Decimal("10"), expected="KES")
 MPESA_MAX_AMOUNT = setting("MPESA_MAX_AMOUNT", parse_decimal, default=Decimal("250000"), expected="KES")
-MPESA_RESULT_TIMEOUT_SECONDS = setting(
-    "MPESA_RESULT_TIMEOUT_SECONDS",
-    parse_positive_int,
-    default=60,
-    expected="seconds to wait for a query's result callback before asking again",
-)
 MPESA_BALANCE_WAIT_SECONDS = setting(
     "MPESA_BALANCE_WAIT_SECONDS",
     parse_decimal,

@@ -337,25 +337,41 @@ def test_a_read_sends_a_status_query_and_returns_pending_for_an_accepted_payment
     }
 
 
-def test_reads_wait_for_the_answer_instead_of_asking_again(mpesa_fake: MpesaFake) -> None:
+def test_each_read_asks_again_while_no_answer_is_waiting(mpesa_fake: MpesaFake) -> None:
+    """No callback came (lost, or not yet): every read is a new query, so a lost callback is replaced by
+    the lane's next read, never waited for."""
     adapter().initiate_payout(payout())
 
     answers = [adapter().get_payout(reference=REF, currency="KES").status for _ in range(3)]
 
     assert answers == [PayoutStatus.PENDING] * 3
-    assert len(bodies(mpesa_fake, STATUS)) == 1
+    assert len(bodies(mpesa_fake, STATUS)) == 3
 
 
-def test_an_unanswered_query_is_replaced_after_the_result_timeout(mpesa_fake: MpesaFake) -> None:
+def test_an_answer_serves_the_read_its_callback_made_due_then_the_next_read_asks_again(
+    mpesa_fake: MpesaFake, client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
     adapter().initiate_payout(payout())
     adapter().get_payout(reference=REF, currency="KES")
-    DarajaRequest.objects.filter(kind=DarajaRequestKind.STATUS).update(
-        sent_at=datetime.now(UTC) - timedelta(seconds=61)
-    )
+    assert deliver_owed(client, mpesa_fake, django_capture_on_commit_callbacks) == [200]
 
-    adapter().get_payout(reference=REF, currency="KES")
+    taken = adapter().get_payout(reference=REF, currency="KES")
+    assert len(bodies(mpesa_fake, STATUS)) == 1  # the waiting answer served this read: no query-loop
 
+    again = adapter().get_payout(reference=REF, currency="KES")
+
+    assert (taken.status, again.status) == (PayoutStatus.PENDING, PayoutStatus.PENDING)
     assert len(bodies(mpesa_fake, STATUS)) == 2
+
+
+def test_a_duplicate_refusal_is_looked_up_at_once(mpesa_fake: MpesaFake) -> None:
+    adapter().initiate_payout(payout())
+
+    with pytest.raises(DuplicateReference):
+        adapter().initiate_payout(payout())
+
+    [query] = bodies(mpesa_fake, STATUS)
+    assert query["OriginalConversationID"] == REF
 
 
 def test_completed_is_success_with_the_receipt_once_safaricom_answers(

@@ -18,7 +18,10 @@ a POST to a callback URL; there is no synchronous read anywhere. What this adapt
 * **Reads** (``get_payout``) are Transaction Status queries, whose result also comes by callback. A query
   carries a random key in its callback URLs (``DarajaRequest.key``), so its answer is bound to the query
   the node sent, over a URL only Safaricom was told. ``get_payout`` returns the last answer recorded for
-  the reference, and sends a new query when none is fresh (see ``_query_due``). Until Safaricom has said
+  the reference, and sends a new query unless the read was made due by a query's answer it has not used
+  yet (see ``_query_due``): each answer serves one read, the lane's next read asks again, and a lost
+  callback is replaced by that next query. A duplicate refusal of a send is followed at once by a query
+  (protocol section 7). Until Safaricom has said
   something it answers PENDING when Daraja accepted a send of the reference (or a previous status
   answer showed it), and raises ``PspUnavailable`` otherwise (nothing is known yet: the node keeps the
   transfer open and reads again). NOT_FOUND only when a status answer newer than the last send says the
@@ -41,15 +44,17 @@ a POST to a callback URL; there is no synchronous read anywhere. What this adapt
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 
-from psp.clients.mpesa.adapter import QUERY_MIN_GAP, CallbackRecord, MpesaAdapter, MpesaConfig
+from psp.clients.mpesa.adapter import CallbackRecord, MpesaAdapter, MpesaConfig
 from psp.clients.mpesa.wire import (
     CALLBACK_PREFIX,
+    KEY_HEADER,
+    KIND_HEADER,
     NAME,
+    TOKEN_HEADER,
     CallbackKind,
     callback_key_valid,
     msisdn_of,
@@ -58,8 +63,10 @@ from psp.clients.mpesa.wire import (
 
 __all__ = [
     "CALLBACK_PREFIX",
+    "KEY_HEADER",
+    "KIND_HEADER",
     "NAME",
-    "QUERY_MIN_GAP",
+    "TOKEN_HEADER",
     "CallbackKind",
     "CallbackRecord",
     "MpesaAdapter",
@@ -90,7 +97,6 @@ def build_adapter() -> MpesaAdapter:
             timeout=settings.MPESA_TIMEOUT_SECONDS,
             min_amount=settings.MPESA_MIN_AMOUNT,
             max_amount=settings.MPESA_MAX_AMOUNT,
-            result_timeout=timedelta(seconds=settings.MPESA_RESULT_TIMEOUT_SECONDS),
             balance_wait=settings.MPESA_BALANCE_WAIT_SECONDS,
         )
     )

@@ -3,12 +3,13 @@ token (see the package's docstring for the design)."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,9 +27,12 @@ from psp.base import (
     PayoutStatus,
     PspAdapter,
     PspBalanceReading,
+    PspError,
     PspRejected,
     PspUnavailable,
     Recipient,
+    WebhookNotice,
+    WebhookSignatureInvalid,
 )
 from psp.clients import http
 from psp.clients.mpesa import answers, wire
@@ -37,9 +41,6 @@ from psp.models import DarajaAnswer, DarajaRequest, DarajaRequestKind, DarajaSen
 
 logger = logging.getLogger(__name__)
 
-# A new status query is not sent within this long of the previous one, unless a send or a Result
-# callback came since (the lane reads a pending transfer every 2 s at first, and at once after a callback).
-QUERY_MIN_GAP = timedelta(seconds=5)
 _REFRESH_MARGIN = timedelta(seconds=120)
 _POLL_SECONDS = 0.2
 
@@ -67,7 +68,6 @@ class MpesaConfig:
     connect_timeout: Decimal | float = Decimal("5")
     min_amount: Decimal = Decimal("10")
     max_amount: Decimal = Decimal("250000")
-    result_timeout: timedelta = timedelta(seconds=60)  # wait this long for a query's callback, then ask again
     balance_wait: Decimal | float = Decimal("10")  # seconds get_balances waits for the balance callback
 
 
@@ -171,6 +171,7 @@ class MpesaAdapter(PspAdapter):
             if wire.is_duplicate(exc.psp_code, exc.message):
                 self._store.request_answered_http(key=key, send=DarajaSend.DUPLICATE)
                 logger.warning("mpesa.payout.duplicate_reference", extra=log_extra)
+                self._look_up_after_duplicate(reference)
                 raise DuplicateReference(
                     "Daraja already has this OriginatorConversationID; look it up",
                     psp=NAME,
@@ -210,6 +211,7 @@ class MpesaAdapter(PspAdapter):
         if wire.is_duplicate(http.error_code(answer.body), http.error_message(answer.body)):
             self._store.request_answered_http(key=key, send=DarajaSend.DUPLICATE)
             logger.warning("mpesa.payout.duplicate_reference", extra=log_extra)
+            self._look_up_after_duplicate(reference)
             raise DuplicateReference(
                 "Daraja already has this OriginatorConversationID; look it up",
                 psp=NAME,
@@ -240,7 +242,7 @@ class MpesaAdapter(PspAdapter):
         finals = [row for row in queries if row.answer in (DarajaAnswer.SUCCEEDED, DarajaAnswer.FAILED)]
         if finals:
             return answers.final_result(reference, finals, payments)
-        if self._query_due(queries, payments, timezone.now()):
+        if self._query_due(queries, payments):
             self._query_status(reference)
         return answers.interim_result(reference, queries, payments)
 
@@ -302,6 +304,26 @@ class MpesaAdapter(PspAdapter):
     def callback_token_matches(self, token: str) -> bool:
         return hmac.compare_digest(token.encode("utf-8"), self._config.callback_token.encode("utf-8"))
 
+    def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookNotice:
+        """A Daraja callback as its URL names it: the view passes the URL's segments as the headers
+        ``wire.TOKEN_HEADER``, ``wire.KIND_HEADER``, ``wire.KEY_HEADER``. Daraja signs nothing, so the
+        URL's secret token is the only check (WebhookSignatureInvalid when it does not match). The notice
+        carries no status: a callback is never trusted as an answer (``callback_record`` files it, and a
+        Transaction Status query confirms). The event id is a hash of the URL's kind and key and the body,
+        so a replay (the body has no id, timestamp or nonce) is stored once."""
+        if not self.callback_token_matches(headers.get(wire.TOKEN_HEADER, "")):
+            raise WebhookSignatureInvalid("the callback URL's token does not match", psp=NAME)
+        kind = headers.get(wire.KIND_HEADER, "")
+        key = headers.get(wire.KEY_HEADER, "")
+        if kind not in set(wire.CallbackKind) or not wire.callback_key_valid(key):
+            raise PspRejected(
+                f"not a Daraja callback URL ({kind[:32]!r}/{key[:64]!r})",
+                psp=NAME,
+                reason=FailureReason.UNSUPPORTED,
+            )
+        event_id = hashlib.sha256(f"{kind}\n{key}\n".encode() + body).hexdigest()
+        return WebhookNotice(event_id=event_id, event_type=kind, reference=key, status=None)
+
     def callback_record(self, *, kind: str, key: str, body: bytes) -> CallbackRecord:
         """Record what a callback says (the caller verified its URL's token and stored it raw).
 
@@ -361,27 +383,37 @@ class MpesaAdapter(PspAdapter):
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def _query_due(self, queries: list[DarajaRequest], payments: list[DarajaRequest], now: datetime) -> bool:
-        """Whether a read should send a new status query: none yet; news since the last one (a send, or a
-        payment's callback); the last one answered without a final answer (after QUERY_MIN_GAP); the last
-        one not acknowledged (timeout, after QUERY_MIN_GAP); or its callback overdue (``result_timeout``:
-        Daraja does not retry callbacks, so a lost one is replaced by a new query)."""
+    def _query_due(self, queries: list[DarajaRequest], payments: list[DarajaRequest]) -> bool:
+        """Whether a read sends a new Transaction Status query ("polling" is a query, then its callback).
+
+        No, only when the newest query has an answer no read has used yet and nothing happened since it
+        was sent (a send, or a payment's Result/QueueTimeOut callback): its callback made this read due,
+        and the read takes that answer. Each answer serves one read, so a callback never sets off a
+        query-callback-read loop; the lane's next scheduled read asks afresh. Every other read asks: the
+        deadline for a query's callback is the lane's next read of the transfer (Daraja does not retry a
+        callback, so a lost one is replaced by the next query, never waited for).
+        """
         if not queries:
             return True
         latest = queries[0]
-        news = any(
+        if any(
             payment.sent_at > latest.sent_at
             or (payment.hinted_at is not None and payment.hinted_at > latest.sent_at)
             for payment in payments
-        )
-        age = now - latest.sent_at
-        if news:
+        ):
             return True
-        if age < QUERY_MIN_GAP:
-            return False
-        if latest.answered_at is None and latest.send == DarajaSend.ACCEPTED:
-            return age >= self._config.result_timeout
-        return True
+        return latest.answered_at is None or not self._store.answer_read(key=latest.key)
+
+    def _look_up_after_duplicate(self, reference: str) -> None:
+        """Daraja has this OriginatorConversationID: ask its status now (protocol section 7: a duplicate
+        means look it up), so the answer is on its way before the node's next read. Best effort: a query
+        that cannot be sent now is sent by that read."""
+        try:
+            self._query_status(reference)
+        except PspError as exc:
+            logger.warning(
+                "mpesa.status.not_asked", extra={"psp": NAME, "reference": reference, "error": exc.message}
+            )
 
     def _query_status(self, reference: str) -> None:
         """Send a Transaction Status query by OriginalConversationID; its result comes by callback."""

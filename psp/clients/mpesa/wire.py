@@ -26,6 +26,10 @@ NAME = "mpesa"
 CURRENCY = "KES"
 INSTITUTIONS = frozenset({"SAFAKEPC"})  # the aggregator's code for M-Pesa Kenya
 CALLBACK_PREFIX = "/webhooks/daraja"
+# How the callback view hands the URL's segments to ``parse_webhook`` (not headers Daraja sends).
+TOKEN_HEADER = "X-Daraja-Token"  # noqa: S105 (a header name, not a secret)
+KIND_HEADER = "X-Daraja-Kind"
+KEY_HEADER = "X-Daraja-Key"
 REFERENCE_PREFIX = "pn"
 REFERENCE_MAX_LENGTH = 36
 TOKEN_PATH = "/oauth/v1/generate"  # noqa: S105 (a path, not a secret)
