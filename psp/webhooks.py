@@ -127,8 +127,9 @@ def _mpesa_adapter() -> mpesa.MpesaAdapter | None:
 
 
 class MpesaCallbackApi(APIView):
-    """Daraja's Result and QueueTimeOut callbacks: token checked, stored raw, acknowledged, processed in a
-    task. A wrong token (or M-Pesa not enabled) is a 404: nothing stored, nothing processed."""
+    """Daraja's Result and QueueTimeOut callbacks: the URL's token checked (``parse_webhook``), stored raw,
+    acknowledged, processed in a task. A wrong token, an unknown kind (or M-Pesa not enabled) is a 404:
+    nothing stored, nothing processed (a scanner learns nothing)."""
 
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
@@ -136,26 +137,32 @@ class MpesaCallbackApi(APIView):
 
     def post(self, request: Request, token: str, kind: str, key: str) -> Response:
         adapter = _mpesa_adapter()
-        if adapter is None or not adapter.callback_token_matches(token):
+        if adapter is None:
+            raise NotFound("Not found")
+        body = raw_body(request)
+        headers = {mpesa.TOKEN_HEADER: token, mpesa.KIND_HEADER: kind, mpesa.KEY_HEADER: key}
+        try:
+            notice = adapter.parse_webhook(body=body, headers=headers)
+        except WebhookSignatureInvalid:
             metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="invalid_signature").inc()
             logger.warning("mpesa.callback.wrong_token", extra={"psp": mpesa.NAME, "kind": kind[:32]})
-            raise NotFound("Not found")
-        if kind not in set(mpesa.CallbackKind) or not mpesa.callback_key_valid(key):
-            raise NotFound(
-                "Not found", errors={"kind": [f"{kind[:32]!r}/{key[:64]!r} is not a Daraja callback."]}
-            )
-        body = raw_body(request)
-        event_id = hashlib.sha256(f"{kind}\n{key}\n".encode() + body).hexdigest()
-        event = _store(mpesa.NAME, event_id, kind, key, body, valid=True)
+            raise NotFound("Not found") from None
+        except PspError as exc:
+            raise NotFound("Not found", errors={"kind": [exc.message]}) from None
+        event = _store(mpesa.NAME, notice.event_id, notice.event_type, notice.reference, body, valid=True)
         if event is None:
             metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="duplicate").inc()
-            logger.info("webhook.duplicate", extra={"psp": mpesa.NAME, "event_id": event_id})
-        else:
-            metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="received").inc()
-            queue.enqueue(
-                "psp.tasks.mpesa_callback_process", task_name=f"webhook:{event.pk}", event_pk=event.pk
-            )
-        return Response(MPESA_ACKNOWLEDGEMENT)
+            logger.info("webhook.duplicate", extra={"psp": mpesa.NAME, "event_id": notice.event_id})
+            return _mpesa_acknowledgement("Duplicate event")
+        metrics.WEBHOOKS.labels(psp=mpesa.NAME, outcome="received").inc()
+        queue.enqueue("psp.tasks.mpesa_callback_process", task_name=f"webhook:{event.pk}", event_pk=event.pk)
+        return _mpesa_acknowledgement("Received")
+
+
+def _mpesa_acknowledgement(message: str) -> Response:
+    """The node's usual envelope plus what integrations answer Daraja (Safaricom documents no answer for a
+    B2C ResultURL; Daraja reads the HTTP status, if anything)."""
+    return Response({"status": "success", "message": message, "data": None, **MPESA_ACKNOWLEDGEMENT})
 
 
 def mpesa_callback_process(*, event_pk: int) -> str:

@@ -103,7 +103,13 @@ def test_a_payment_callback_is_acknowledged_stored_and_only_makes_the_transfer_d
     answer = post(client, mpesa_fake.callback(REF), django_capture_on_commit_callbacks)
 
     assert answer.status_code == 200
-    assert answer.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    assert answer.json() == {
+        "status": "success",
+        "message": "Received",
+        "data": None,
+        "ResultCode": 0,
+        "ResultDesc": "Accepted",
+    }
     event = WebhookEvent.objects.get()
     assert (event.psp, event.event_type, event.reference, event.outcome) == (
         "mpesa",
