@@ -229,6 +229,9 @@ class MpesaFake(PspFake):
         segments[3] = "f" * len(segments[3])
         return Callback(path="/".join(segments), body=callback.body)
 
+    def query_answers(self) -> list[Callback]:
+        return self.owed_callbacks()
+
     def owed_callbacks(self) -> list[Callback]:
         """Every query result owed and not delivered yet (marked delivered)."""
         with self._lock:
