@@ -158,6 +158,12 @@ class MpesaFake(PspFake):
             "MPESA_BALANCE_WAIT_SECONDS": Decimal("0.5"),
         }
 
+    def node_env(self) -> dict[str, str]:
+        """``node_settings`` as the environment of node processes (end-to-end tests), with a client timeout
+        for a busy machine rather than for scripted lost answers."""
+        env = {name: str(value) for name, value in self.node_settings().items()}
+        return env | {"MPESA_TIMEOUT_SECONDS": "5", "MPESA_BALANCE_WAIT_SECONDS": "5"}
+
     def install(self) -> None:
         routes = (
             ("/oauth/v1/generate", "GET", self._token),
