@@ -40,6 +40,25 @@ a POST to a callback URL; there is no synchronous read anywhere. What this adapt
   Whether ``Amount`` may carry decimals is UNCONFIRMED: a fractional amount is refused (``UNPAYABLE``)
   rather than rounded, and the aggregator sends fiat amounts rounded to whole units anyway.
 * **No name look-up** before paying exists in B2C: ``resolve_account`` refuses (UNSUPPORTED).
+
+The other points protocol/mpesa-daraja.md marks UNCONFIRMED, and how either answer is handled:
+
+* QueueTimeOut body (undocumented): never parsed for a decision. A payment's QueueTimeOut is a hint
+  (the next read queries the status); a query's is "no answer" (the next read asks again). Either way,
+  a payment that did or did not go through is settled only by a status answer.
+* Whether Result callbacks are retried: assumed not. No decision waits for a payment's callback, and a
+  query whose callback never comes is replaced by the next read's query (``_query_due``).
+* ``500.002.1001`` also reported as "System internal error.": only the duplicate text is a duplicate
+  (``wire.is_duplicate``); the other text is an unknown outcome, looked up like a timeout.
+* Callback source IPs (a list circulates, not on Safaricom's pages): not enforced here. Whether Safaricom
+  posts from those addresses or not, the secret path token and the status-query confirmation hold.
+* ``Occassion`` vs ``Occasion``: the field is optional, so neither spelling is sent.
+* Timeouts and rate limits (not published): explicit connect/read timeouts (a read timeout on the POST
+  is an unknown outcome); throttling (``500.003.02``/``500.003.03``, as HTTP 500) is PspUnavailable, so
+  the lane backs off and the same id is looked up, never re-sent blind.
+* ``expires_in`` as a number or a string, ``ResultCode``/``ResultType`` as numbers or strings: both read
+  (``http.decimal_or_none``, ``wire.code_text``).
+* The second party-name key of a status result (``CreditPartyName``?): not read.
 """
 
 from __future__ import annotations
