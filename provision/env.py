@@ -167,6 +167,13 @@ def parse_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def parse_url_token(raw: str) -> str:
+    """A secret that goes into a URL path: at least 32 characters of ``A-Z a-z 0-9 _ -``."""
+    if len(raw) < 32 or not all(char.isascii() and (char.isalnum() or char in "_-") for char in raw):
+        raise ValueError("at least 32 characters of A-Z a-z 0-9 _ -")
+    return raw
+
+
 def parse_database_url(raw: str) -> dict[str, Any]:
     return dict(env.db_url_config(raw))
 

@@ -27,6 +27,14 @@ class PayoutStatus(enum.StrEnum):
     REVERSED = "reversed"  # the PSP paid it, then took the money back (returned to our balance)
 
 
+class AmountRefusal(enum.StrEnum):
+    """Why a PSP cannot pay an amount (its own per-transaction rules), known before any order is accepted."""
+
+    BELOW_MINIMUM = "below_minimum"
+    ABOVE_MAXIMUM = "above_maximum"
+    UNPAYABLE = "unpayable"  # e.g. fractions of a unit the PSP cannot send
+
+
 class FailureReason(enum.StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     RECIPIENT_INVALID = "recipient_invalid"
@@ -164,6 +172,13 @@ class PspAdapter(abc.ABC):
     @abc.abstractmethod
     def supports(self, *, currency: str, institution: str) -> bool:
         """Whether this PSP can pay the given currency and (aggregator) institution code."""
+
+    def amount_refusal(self, *, currency: str, amount: Decimal) -> AmountRefusal | None:
+        """Why this PSP cannot pay ``amount`` in ``currency`` (per-transaction limits), or None when it can.
+
+        Routing leaves a PSP out of an order it would refuse for its amount, so the order is declined (or
+        goes to another PSP) before it is accepted instead of failing after."""
+        return None
 
     @abc.abstractmethod
     def make_reference(self, *, order_key: str, attempt: int) -> str:

@@ -14,6 +14,9 @@ Objects
     PspCircuit          the circuit breaker of one PSP, shared by every web and worker process.
     PspRecipient        a payee registered at a PSP that pays saved recipients (Paystack's ``RCP_…``
                         codes): created once per (type, institution, account, currency), then reused.
+    DarajaToken         M-Pesa Daraja's one OAuth token per app, shared by every process (``psp.daraja``).
+    DarajaRequest       one asynchronous Daraja request (a B2C payment, a Transaction Status or an Account
+                        Balance query) and what its Result callback answered.
 
 Circuit states (``psp.health``)::
 
@@ -271,3 +274,100 @@ class PspRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.psp}:{self.recipient_code}"
+
+
+class DarajaToken(models.Model):
+    """The OAuth token of one Daraja app (consumer key), shared by every process of the node.
+
+    Daraja invalidates an app's previous token whenever it issues a new one, so processes that each
+    fetched their own would log each other out. One row per app; refreshed through a lease
+    (``refreshing_until``) that one process claims with a conditional UPDATE (``psp.daraja``)."""
+
+    app = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the base URL and consumer key.")
+    access_token = models.CharField(max_length=512, blank=True)
+    generation = models.PositiveIntegerField(default=0, help_text="Incremented by every new token.")
+    refresh_at = models.DateTimeField(null=True, blank=True, help_text="A new token is fetched from here on.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refreshing_until = models.DateTimeField(
+        null=True, blank=True, help_text="A process is fetching a new token (its lease)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["app"]
+
+    def __str__(self) -> str:
+        return f"daraja-token:{self.app[:12]} (generation {self.generation})"
+
+
+class DarajaRequestKind(models.TextChoices):
+    PAYMENT = "payment", "B2C payment"
+    STATUS = "status", "Transaction Status query"
+    BALANCE = "balance", "Account Balance query"
+
+
+class DarajaSend(models.TextChoices):
+    """What Daraja's synchronous HTTP answer said about a request."""
+
+    NO_ANSWER = "", "No answer (not sent yet, timeout, 5xx)"
+    ACCEPTED = "accepted", "Accepted for processing (ResponseCode 0)"
+    DUPLICATE = "duplicate", "Refused as a duplicate OriginatorConversationID (Daraja has it)"
+    REFUSED = "refused", "Refused (nothing was queued)"
+
+
+class DarajaAnswer(models.TextChoices):
+    """What a query's Result callback said (blank: no callback yet)."""
+
+    SUCCEEDED = "succeeded", "The payment is Completed"
+    FAILED = "failed", "The payment is in a final failed state"
+    PENDING = "pending", "The payment exists and is not final"
+    NOT_FOUND = "not_found", "Daraja has no payment with this OriginatorConversationID"
+    BALANCE = "balance", "A balance reading"
+    ERROR = "error", "The query itself failed (no answer about the payment)"
+    TIMEOUT = "timeout", "QueueTimeOut: the query timed out in Daraja's queue"
+    UNSENT = "unsent", "The query was not accepted by the gateway"
+
+
+class DarajaRequest(models.Model):
+    """One asynchronous Daraja request and the answer its Result callback brought.
+
+    Written *before* the HTTP call (a payment's row is its OriginatorConversationID persisted before the
+    POST); the callback URL of a query carries the row's random ``key``, so an answer is bound to the
+    query the node sent. A row is answered once (``answered_at``); later callbacks for it are ignored.
+    """
+
+    kind = models.CharField(max_length=16, choices=DarajaRequestKind.choices)
+    key = models.CharField(
+        max_length=64, unique=True, help_text="Random; the query's callback URL carries it."
+    )
+    reference = models.CharField(max_length=64, blank=True, db_index=True, help_text="Our payout reference.")
+    amount = money_field(null=True, blank=True, help_text="The amount a payment asked for.")
+    sent_at = models.DateTimeField()
+    send = models.CharField(
+        max_length=16, choices=DarajaSend.choices, blank=True, default=DarajaSend.NO_ANSWER
+    )
+    conversation_id = models.CharField(max_length=64, blank=True, help_text="Daraja's ConversationID.")
+    hinted_at = models.DateTimeField(
+        null=True, blank=True, help_text="A payment's Result or QueueTimeOut callback arrived (a hint)."
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(
+        null=True, blank=True, help_text="A read of the payout first used this query's answer."
+    )
+    answer = models.CharField(max_length=16, choices=DarajaAnswer.choices, blank=True)
+    result_code = models.CharField(max_length=32, blank=True)
+    result_desc = models.CharField(max_length=255, blank=True)
+    transaction_status = models.CharField(max_length=32, blank=True)
+    receipt = models.CharField(max_length=64, blank=True)
+    result_amount = money_field(null=True, blank=True)
+    fee = money_field(null=True, blank=True)
+    balance_currency = models.CharField(max_length=7, blank=True)
+    balance = money_field(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        indexes = [models.Index(fields=["reference", "sent_at"], name="daraja_request_reference")]
+
+    def __str__(self) -> str:
+        return f"daraja:{self.kind}:{self.key}"

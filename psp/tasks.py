@@ -10,6 +10,10 @@ def webhook_process(*, event_pk: int) -> str:
     return webhooks.webhook_process(event_pk=event_pk)
 
 
+def mpesa_callback_process(*, event_pk: int) -> str:
+    return webhooks.mpesa_callback_process(event_pk=event_pk)
+
+
 def sandbox_webhook_send(*, payout_pk: int, attempt: int = 1) -> str:
     return sandbox.sandbox_webhook_deliver(payout_pk=payout_pk, attempt=attempt)
 

@@ -17,8 +17,15 @@ from orders.services import outbox
 from orders.services.common import limit_for, order_lock
 from provision.models import NodeControl
 from psp import services as psp_services
+from psp.base import AmountRefusal
 
 logger = logging.getLogger(__name__)
+
+# A PSP's own per-transaction limits (psp.base.AmountRefusal) decline like the node's limits do.
+_AMOUNT_DECLINES = {
+    AmountRefusal.BELOW_MINIMUM: DeclineReason.AMOUNT_BELOW_MINIMUM,
+    AmountRefusal.ABOVE_MAXIMUM: DeclineReason.AMOUNT_ABOVE_MAXIMUM,
+}
 
 
 def order_decline_reason(*, order: Order, now: datetime) -> str | None:
@@ -34,9 +41,20 @@ def order_decline_reason(*, order: Order, now: datetime) -> str | None:
     if maximum is not None and order.amount > maximum:
         return DeclineReason.AMOUNT_ABOVE_MAXIMUM
     able, healthy = psp_services.psp_payable(
-        currency=order.currency, institution=order.institution, exclude=order.exclude_psps
+        currency=order.currency,
+        institution=order.institution,
+        exclude=order.exclude_psps,
+        amount=order.amount,
     )
     if not able:
+        refusal = psp_services.psp_amount_refusal(
+            currency=order.currency,
+            institution=order.institution,
+            amount=order.amount,
+            exclude=order.exclude_psps,
+        )
+        if refusal is not None and refusal in _AMOUNT_DECLINES:
+            return _AMOUNT_DECLINES[refusal]
         return DeclineReason.UNSUPPORTED_INSTITUTION
     if not healthy:
         return DeclineReason.PSP_UNAVAILABLE

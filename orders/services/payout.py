@@ -74,7 +74,10 @@ def _start_payout_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
             return order
     refused, attempts = psp_services.transfers_of(order=order)
     adapter = psp_services.psp_pick(
-        currency=order.currency, institution=order.institution, exclude=[*order.exclude_psps, *refused]
+        currency=order.currency,
+        institution=order.institution,
+        exclude=[*order.exclude_psps, *refused],
+        amount=order.amount,
     )
     transfer = psp_services.transfer_create(
         order=order,
@@ -199,7 +202,10 @@ def _fail_over_or_cancel(
     """The PSP refused before money could move: the next PSP may try, or the order is cancelled."""
     refused, _ = psp_services.transfers_of(order=order)
     others = psp_services.route(
-        currency=order.currency, institution=order.institution, exclude=[*order.exclude_psps, *refused]
+        currency=order.currency,
+        institution=order.institution,
+        exclude=[*order.exclude_psps, *refused],
+        amount=order.amount,
     )
     if others and not change.recipient_invalid:
         order.payout_refused(description=f"{psp} refused: {change.reason[:200]}; failing over")

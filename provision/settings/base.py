@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from provision.env import (
@@ -23,6 +24,7 @@ from provision.env import (
     parse_positive_int,
     parse_rate,
     parse_url,
+    parse_url_token,
     setting,
 )
 from provision.metrics_files import use_container_unique_files
@@ -346,6 +348,7 @@ PSP_ADAPTERS = {
     "mtn_momo": "psp.clients.mtn_momo.build_adapter",
     "paystack": "psp.clients.paystack.build_adapter",
     "airtel": "psp.clients.airtel.build_adapter",
+    "mpesa": "psp.clients.mpesa.build_adapter",
 }
 PSP = setting(
     "PSP",
@@ -599,16 +602,79 @@ if "airtel" in PSP:
             raise ConfigurationError(f"AIRTEL_PIN has no PIN for {_country} (AIRTEL_COUNTRIES)")
         if not (AIRTEL_BASE_URL.get(_country) or AIRTEL_BASE_URL.get("*")):
             raise ConfigurationError(f"AIRTEL_BASE_URL has no URL for {_country} (AIRTEL_COUNTRIES)")
+MPESA_BASE_URL = setting(
+    "MPESA_BASE_URL", parse_url, default="https://sandbox.safaricom.co.ke", expected="a URL"
+)
+MPESA_CONSUMER_KEY = setting("MPESA_CONSUMER_KEY", str, default="", expected="the Daraja app's consumer key")
+MPESA_CONSUMER_SECRET = setting(
+    "MPESA_CONSUMER_SECRET", str, default="", expected="the Daraja app's consumer secret"
+)
+MPESA_SHORTCODE = setting("MPESA_SHORTCODE", str, default="", expected="the B2C shortcode (PartyA)")
+MPESA_INITIATOR_NAME = setting(
+    "MPESA_INITIATOR_NAME", str, default="", expected="the API operator's user name"
+)
+MPESA_INITIATOR_PASSWORD = setting(
+    "MPESA_INITIATOR_PASSWORD", str, default="", expected="the API operator's password"
+)
+MPESA_CERTIFICATE_PATH = setting(
+    "MPESA_CERTIFICATE_PATH", str, default="", expected="the path of Safaricom's certificate (PEM or DER)"
+)
+MPESA_SECURITY_CREDENTIAL = setting(
+    "MPESA_SECURITY_CREDENTIAL", str, default="", expected="the encrypted initiator password (base64)"
+)
+MPESA_CALLBACK_BASE_URL = setting(
+    "MPESA_CALLBACK_BASE_URL", parse_url, default="", expected="the node's public base URL"
+)
+MPESA_CALLBACK_TOKEN = setting(
+    "MPESA_CALLBACK_TOKEN",
+    parse_url_token,
+    default="",
+    expected="at least 32 random characters of A-Z a-z 0-9 _ -",
+)
+MPESA_TIMEOUT_SECONDS = setting(
+    "MPESA_TIMEOUT_SECONDS", parse_decimal, default=Decimal("15"), expected="seconds"
+)
+MPESA_MIN_AMOUNT = setting("MPESA_MIN_AMOUNT", parse_decimal, default=Decimal("10"), expected="KES")
+MPESA_MAX_AMOUNT = setting("MPESA_MAX_AMOUNT", parse_decimal, default=Decimal("250000"), expected="KES")
+MPESA_BALANCE_WAIT_SECONDS = setting(
+    "MPESA_BALANCE_WAIT_SECONDS",
+    parse_decimal,
+    default=Decimal("10"),
+    expected="seconds a balance read waits for its result callback",
+)
 for _psp, _required in (
     ("lenco", ("LENCO_API_KEY",)),
     ("paystack", ("PAYSTACK_SECRET_KEY",)),
     ("mtn_momo", ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")),
     ("airtel", ("AIRTEL_CLIENT_ID", "AIRTEL_CLIENT_SECRET")),
+    (
+        "mpesa",
+        (
+            "MPESA_CONSUMER_KEY",
+            "MPESA_CONSUMER_SECRET",
+            "MPESA_SHORTCODE",
+            "MPESA_INITIATOR_NAME",
+            "MPESA_CALLBACK_BASE_URL",
+            "MPESA_CALLBACK_TOKEN",
+        ),
+    ),
 ):
     if _psp in PSP:
         for _name in _required:
             if not globals()[_name]:
                 raise ConfigurationError(f"{_name} is required because PSP includes {_psp}")
+if "mpesa" in PSP and not MPESA_SECURITY_CREDENTIAL:
+    # The credential is the initiator password encrypted with Safaricom's certificate: give it ready-made,
+    # or give the password and the certificate and the node encrypts it.
+    if not MPESA_INITIATOR_PASSWORD or not MPESA_CERTIFICATE_PATH:
+        raise ConfigurationError(
+            "MPESA_SECURITY_CREDENTIAL is required because PSP includes mpesa "
+            "(or MPESA_INITIATOR_PASSWORD and MPESA_CERTIFICATE_PATH)"
+        )
+    if not Path(MPESA_CERTIFICATE_PATH).is_file():
+        raise ConfigurationError(f"MPESA_CERTIFICATE_PATH={MPESA_CERTIFICATE_PATH!r} is not a readable file")
+if MPESA_MIN_AMOUNT > MPESA_MAX_AMOUNT:
+    raise ConfigurationError("MPESA_MIN_AMOUNT is above MPESA_MAX_AMOUNT")
 
 # --- Worker (django-q2, ORM broker: nothing else has to run) ----------------------------------------------
 Q_CLUSTER = {
@@ -738,6 +804,14 @@ if not DEBUG:
             ("MTN_MOMO_SUBSCRIPTION_KEY", MTN_MOMO_SUBSCRIPTION_KEY, 16, "the subscription key MTN issued"),
             ("MTN_MOMO_API_KEY", MTN_MOMO_API_KEY, 16, "the API key MTN issued"),
         ]
+    if "paystack" in PSP:
+        _secrets.append(("PAYSTACK_SECRET_KEY", PAYSTACK_SECRET_KEY, 16, "the secret key Paystack issued"))
+    if "airtel" in PSP:
+        _secrets.append(("AIRTEL_CLIENT_SECRET", AIRTEL_CLIENT_SECRET, 16, "the client secret Airtel issued"))
+    if "mpesa" in PSP:
+        _secrets.append(
+            ("MPESA_CONSUMER_SECRET", MPESA_CONSUMER_SECRET, 16, "the consumer secret Daraja issued")
+        )
     for _name, _value, _min_length, _expected in _secrets:
         check_secret(_name, _value, min_length=_min_length, expected=_expected, placeholders=_KNOWN)
 
@@ -780,6 +854,7 @@ THROTTLE_SCOPES = {
     "verify-account": "verify_account",
     "psp-webhook": "webhooks",
     "psp-callback": "webhooks",
+    "mpesa-callback": "webhooks",
     "info": "public",
     "api-schema": "api_docs",
     "api-docs": "api_docs",

@@ -141,9 +141,10 @@ def error_code(body: object) -> str:
 
 def error_message(body: object) -> str:
     if isinstance(body, Mapping):
-        value = body.get("message")
-        if isinstance(value, str):
-            return value
+        for key in ("message", "errorMessage"):  # errorMessage: Daraja's (M-Pesa) gateway errors
+            value = body.get(key)
+            if isinstance(value, str):
+                return value
     return ""
 
 

@@ -9,6 +9,7 @@ from psp.services.accounts import NoResolver, account_resolve, payout_name_check
 from psp.services.routing import (
     NEEDS_MAPPING,
     NoPspAvailable,
+    psp_amount_refusal,
     psp_candidates,
     psp_institution_code,
     psp_payable,
@@ -49,6 +50,7 @@ __all__ = [
     "TransferChange",
     "account_resolve",
     "payout_name_check",
+    "psp_amount_refusal",
     "psp_balances_read",
     "psp_candidates",
     "psp_institution_code",

@@ -1,5 +1,5 @@
-"""Which PSP may take a new payout: routed to it (``PspRoute``), enabled, able to pay the currency and
-institution, and healthy.
+"""Which PSP may take a new payout: routed to it (``PspRoute``), enabled, able to pay the currency,
+institution and amount (the PSP's own per-transaction limits), and healthy.
 
 New payouts go only to PSPs that are healthy (``psp.health``: circuit breaker and failure-rate window);
 look-ups of transfers already at a PSP always go to their own PSP, whatever its health (never here).
@@ -8,13 +8,14 @@ look-ups of transfers already at a PSP always go to their own PSP, whatever its 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from django.conf import settings
 
 from provision.errors import Conflict
 from psp import health, registry
-from psp.base import PspAdapter
+from psp.base import AmountRefusal, PspAdapter
 from psp.models import CircuitState, InstitutionMapping, PspRoute
 
 # PSPs that cannot pay without their own code for the institution (an ``InstitutionMapping`` row): an
@@ -67,13 +68,20 @@ def psp_candidates(*, currency: str, institution: str) -> list[str]:
     return [*ordered, *(name for name in enabled if name not in routed)]
 
 
-def _able(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...]) -> list[PspAdapter]:
+def _able(
+    *,
+    currency: str,
+    institution: str,
+    exclude: list[str] | tuple[str, ...],
+    amount: Decimal | None = None,
+) -> list[PspAdapter]:
     adapters = (registry.adapter(name) for name in psp_candidates(currency=currency, institution=institution))
     return [
         adapter
         for adapter in adapters
         if adapter.name not in exclude
         and adapter.supports(currency=currency, institution=institution)
+        and (amount is None or adapter.amount_refusal(currency=currency, amount=amount) is None)
         and (
             (adapter.name, currency) not in NEEDS_MAPPING
             or psp_institution_code(psp=adapter.name, institution=institution)
@@ -94,25 +102,51 @@ def route(
     institution: str,
     exclude: list[str] | tuple[str, ...] = (),
     now: datetime | None = None,
+    amount: Decimal | None = None,
 ) -> list[PspAdapter]:
-    """The adapters that may take a NEW payout, in routing order (excluded, unable and unhealthy PSPs
-    left out). Never used to look up an existing transfer."""
-    able = _able(currency=currency, institution=institution, exclude=exclude)
+    """The adapters that may take a NEW payout (of ``amount``, when given), in routing order (excluded,
+    unable and unhealthy PSPs left out). Never used to look up an existing transfer."""
+    able = _able(currency=currency, institution=institution, exclude=exclude, amount=amount)
     return [adapter for adapter, _state in _healthy(able, now)]
 
 
 def psp_payable(
-    *, currency: str, institution: str, exclude: list[str] | tuple[str, ...] = ()
+    *,
+    currency: str,
+    institution: str,
+    exclude: list[str] | tuple[str, ...] = (),
+    amount: Decimal | None = None,
 ) -> tuple[bool, bool]:
     """(some enabled PSP can pay this at all, one of those takes new payouts now), in one routing pass."""
-    able = _able(currency=currency, institution=institution, exclude=exclude)
+    able = _able(currency=currency, institution=institution, exclude=exclude, amount=amount)
     return bool(able), bool(_healthy(able, None))
 
 
-def psp_pick(*, currency: str, institution: str, exclude: list[str] | tuple[str, ...]) -> PspAdapter:
+def psp_amount_refusal(
+    *, currency: str, institution: str, amount: Decimal, exclude: list[str] | tuple[str, ...] = ()
+) -> AmountRefusal | None:
+    """Why the PSPs that could pay this currency and institution refuse ``amount`` (the first one's
+    reason, in routing order), or None when one of them takes it or none could pay it at all."""
+    refusals = [
+        adapter.amount_refusal(currency=currency, amount=amount)
+        for adapter in _able(currency=currency, institution=institution, exclude=exclude)
+    ]
+    if not refusals or None in refusals:
+        return None
+    return refusals[0]
+
+
+def psp_pick(
+    *,
+    currency: str,
+    institution: str,
+    exclude: list[str] | tuple[str, ...],
+    amount: Decimal | None = None,
+) -> PspAdapter:
     """The PSP a new payout goes to: the first healthy one whose circuit lets it through (claiming a
     recovering circuit's one probe). Raises NoPspAvailable."""
-    for adapter, state in _healthy(_able(currency=currency, institution=institution, exclude=exclude), None):
+    able = _able(currency=currency, institution=institution, exclude=exclude, amount=amount)
+    for adapter, state in _healthy(able, None):
         if state.circuit == CircuitState.CLOSED or health.circuit_claim_probe(psp=adapter.name):
             return adapter
     raise NoPspAvailable("No PSP can pay this order", currency=currency, institution=institution)

@@ -10,6 +10,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from psp import registry
+from psp.tests.conformance.fakes.mpesa import MpesaFake
 from psp.tests.helpers import LENCO_ACCOUNT_ID, LENCO_API_KEY
 
 
@@ -30,3 +31,24 @@ def lenco_fake(settings: Any, httpserver: HTTPServer) -> Iterator[HTTPServer]:
 def lenco_then_sandbox(settings: Any, lenco_fake: HTTPServer) -> HTTPServer:
     settings.PSP = ["lenco", "sandbox"]
     return lenco_fake
+
+
+@pytest.fixture
+def mpesa_fake(settings: Any) -> Iterator[MpesaFake]:
+    """M-Pesa Daraja at its own threaded local HTTP server (the conformance kit's fake), the only enabled
+    PSP. Threaded: a slow answer (a scripted timeout) does not hold up the calls that follow it."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    fake = MpesaFake(server)
+    for name, value in fake.node_settings().items():
+        setattr(settings, name, value)
+    settings.PSP = ["mpesa"]
+    fake.install()
+    registry.adapter.cache_clear()
+    try:
+        yield fake
+        server.check_handler_errors()
+    finally:
+        registry.adapter.cache_clear()
+        server.clear()
+        server.stop()

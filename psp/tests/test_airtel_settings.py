@@ -15,7 +15,7 @@ from psp.clients import airtel
 AIRTEL_ENV = {
     "PSP": "airtel",
     "AIRTEL_CLIENT_ID": "client",
-    "AIRTEL_CLIENT_SECRET": "secret",
+    "AIRTEL_CLIENT_SECRET": "k3Vq9ZtR2mXw7LpB",
     "AIRTEL_COUNTRIES": "UG,KE",
     "AIRTEL_PIN": "UG=1234,KE=5678",
 }

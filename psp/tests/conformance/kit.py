@@ -172,6 +172,13 @@ class PspFake(abc.ABC):
         Fakes of PSPs without callbacks declare ``capabilities["webhooks"]`` instead."""
         raise NotImplementedError
 
+    def query_answers(self) -> list[Callback]:
+        """The answers the PSP owes to queries the node sent and answers by callback instead of in the HTTP
+        answer (M-Pesa's Transaction Status: a read is a query, then a POST to the node). The suite delivers
+        them through the node's view after each lane run, as the PSP would a moment after the query, and
+        runs the lane again. Default: none (the PSP's reads answer in their HTTP answer)."""
+        return []
+
     def set_balance(self, currency: str, amount: Decimal) -> None:
         """The balance the PSP reports for ``currency``."""
         raise NotImplementedError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from psp.tests.conformance.fakes.airtel import AirtelFake
 from psp.tests.conformance.fakes.lenco import LencoMwkMomoFake, LencoNgnFake, LencoZmwBankFake
+from psp.tests.conformance.fakes.mpesa import MpesaFake
 from psp.tests.conformance.fakes.mtn_momo import MtnMomoFake
 from psp.tests.conformance.fakes.paystack import PaystackFake
 from psp.tests.conformance.fakes.sandbox import SandboxFake
@@ -17,4 +18,5 @@ FAKES: list[type[PspFake]] = [
     MtnMomoFake,
     PaystackFake,
     AirtelFake,
+    MpesaFake,
 ]
