@@ -50,6 +50,21 @@ def test_outbox_lists_undelivered_rows_and_replays_and_abandons() -> None:
     assert abandoned.strip() == f"{message.pk} cancel:x -> abandoned"
 
 
+@pytest.mark.parametrize("command", ["abandon", "replay"])
+def test_outbox_command_refuses_a_delivered_row_as_the_admin_action_does(command: str) -> None:
+    order = OrderFactory.create()
+    message = outbox.outbox_enqueue(
+        kind="cancel", dedupe_key="cancel:y", path="orders/y/cancel", payload={}, order=order
+    )
+    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxStatus.DELIVERED)
+
+    with pytest.raises(CommandError, match="already delivered"):
+        run("outbox", command, str(message.pk))
+
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.DELIVERED
+
+
 def test_outbox_unknown_row_is_a_clear_error() -> None:
     with pytest.raises(CommandError, match="no outbox row 999"):
         run("outbox", "replay", "999")

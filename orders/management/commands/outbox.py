@@ -28,7 +28,10 @@ class Command(BaseCommand):
             if not OutboxMessage.objects.filter(pk=options["message_id"]).exists():
                 raise CommandError(f"no outbox row {options['message_id']}")
             func = services.outbox_replay if action == "replay" else services.outbox_abandon
-            message = func(message_id=options["message_id"])
+            try:
+                message = func(message_id=options["message_id"])
+            except services.OutboxAlreadyDelivered as exc:
+                raise CommandError(exc.message) from None
             self.stdout.write(f"{message.pk} {message.dedupe_key} -> {message.status}")
             return
         rows = OutboxMessage.objects.order_by("pk")
