@@ -134,8 +134,9 @@ def balance_reserve(*, order: Order) -> LedgerEntry:
     )
 
 
-def balance_release(*, order: Order, reason: str) -> LedgerEntry:
-    """Release the order's reservation. Caller holds the order lock."""
+def balance_release(*, order: Order, reason: str, actor: AbstractBaseUser | None = None) -> LedgerEntry:
+    """Release the order's reservation. Caller holds the order lock. ``actor``: the staff user whose
+    action released it (None for the node's own decisions)."""
     return _apply(
         currency=order.currency,
         kind=EntryKind.RELEASE,
@@ -143,12 +144,16 @@ def balance_release(*, order: Order, reason: str) -> LedgerEntry:
         total_delta=Decimal("0"),
         reserved_delta=-order.amount,
         order=order,
+        actor=actor,
         reason=reason,
     )
 
 
-def balance_debit(*, order: Order, psp: str) -> LedgerEntry:
-    """The reserved payout left the account: total and reserved go down. Caller holds the order lock."""
+def balance_debit(
+    *, order: Order, psp: str, actor: AbstractBaseUser | None = None, reason: str = "payout succeeded"
+) -> LedgerEntry:
+    """The reserved payout left the account: total and reserved go down. Caller holds the order lock.
+    ``actor``: the staff user who recorded it paid (None when the PSP's answer did)."""
     return _apply(
         currency=order.currency,
         kind=EntryKind.DEBIT,
@@ -156,8 +161,9 @@ def balance_debit(*, order: Order, psp: str) -> LedgerEntry:
         total_delta=-order.amount,
         reserved_delta=-order.amount,
         order=order,
+        actor=actor,
         psp=psp,
-        reason="payout succeeded",
+        reason=reason,
     )
 
 

@@ -120,6 +120,19 @@ class OutboxInline(admin.TabularInline):
         return False
 
 
+# What each action writes to an order's admin history (LogEntry), by the verb of its success message.
+HISTORY = {
+    "Accepted": "Accepted (staff policy)",
+    "Recorded approval of": "Recorded an approval to pay",
+    "Started payout of": "Approved the payout through the PSP",
+    "Declined": "Declined",
+    "Cancelled": "Cancelled",
+    "Marked paid": "Marked paid outside the node",
+    "Resolved": "Resolved the review",
+    "Closed the reversal of": "Closed the reversal",
+}
+
+
 def _actor(request: HttpRequest) -> AbstractBaseUser | None:
     user = request.user
     return user if isinstance(user, AbstractBaseUser) else None
@@ -217,15 +230,26 @@ class OrderAdmin(admin.ModelAdmin):
     # --- actions ------------------------------------------------------------------------------------------
 
     def _each(
-        self, request: HttpRequest, queryset: QuerySet[Order], verb: str, call: Callable[[Order], Order]
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        verb: str,
+        call: Callable[[Order], Order],
+        note: str = "",
     ) -> None:
+        """Run ``call`` on each order; each one done goes into admin's history (LogEntry) by the acting
+        user: what was done (``HISTORY``), the state it left, and ``note`` (the reason, reference or
+        evidence given)."""
         done = 0
         for order in queryset.order_by("pk"):
             try:
-                call(order)
+                changed = call(order)
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{order.order_id}: {exc.message}", messages.ERROR)
+                continue
+            history = f"{HISTORY.get(verb, verb)}, now {changed.get_status_display().lower()}"
+            self.log_change(request, changed, history + (f": {note}" if note else ""))
         if done:
             self.message_user(request, f"{verb} {done} order(s).", messages.SUCCESS)
 
@@ -299,6 +323,7 @@ class OrderAdmin(admin.ModelAdmin):
                 queryset,
                 "Declined",
                 lambda o: services.order_decline(order_pk=o.pk, reason=reason, actor=_actor(request)),
+                note=reason,
             )
 
         return self._with_form(
@@ -319,6 +344,7 @@ class OrderAdmin(admin.ModelAdmin):
                 queryset,
                 "Cancelled",
                 lambda o: services.order_cancel(order_pk=o.pk, reason=reason, actor=_actor(request)),
+                note=reason,
             )
 
         return self._with_form(
@@ -347,6 +373,7 @@ class OrderAdmin(admin.ModelAdmin):
                 lambda o: services.order_mark_paid(
                     order_pk=o.pk, external_reference=reference, actor=_actor(request)
                 ),
+                note=f"external reference {reference}",
             )
 
         return self._with_form(
@@ -370,6 +397,7 @@ class OrderAdmin(admin.ModelAdmin):
                 lambda o: services.order_resolve_review(
                     order_pk=o.pk, paid=paid, evidence=evidence, actor=_actor(request)
                 ),
+                note=f"{'paid' if paid else 'not paid'}: {evidence}",
             )
 
         return self._with_form(
@@ -394,6 +422,7 @@ class OrderAdmin(admin.ModelAdmin):
                 lambda o: services.order_close_reversal(
                     order_pk=o.pk, evidence=evidence, actor=_actor(request)
                 ),
+                note=evidence,
             )
 
         return self._with_form(
@@ -439,6 +468,8 @@ class OrderAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
                 return None
+            for order in _exported:
+                self.log_change(request, order, "Exported in a pain.001 bank file (paying)")
             response = HttpResponse(xml, content_type="application/xml")
             response["Content-Disposition"] = (
                 f'attachment; filename="pain001-{timezone.now():%Y%m%d-%H%M%S}.xml"'
@@ -543,6 +574,7 @@ class OrderAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
+                self._log_status_report(request, lines)
                 refused = sum(not line.applied for line in lines)
                 if refused:
                     self.message_user(
@@ -562,6 +594,18 @@ class OrderAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/orders/order/import_status.html", context)
+
+    def _log_status_report(self, request: HttpRequest, lines: list[iso20022.StatusLine]) -> None:
+        """Write each line of an imported pain.002 to its order's history (applied or not)."""
+        references = {line.reference: line for line in lines}
+        transfers = Transfer.objects.filter(reference__in=list(references)).select_related("order")
+        for transfer in transfers:
+            line = references[transfer.reference]
+            self.log_change(
+                request,
+                transfer.order,
+                f"pain.002 status {line.status} for {line.reference}: {line.outcome}",
+            )
 
 
 @admin.register(OutboxMessage)
