@@ -163,7 +163,7 @@ def bank_file_export(
         )
         references[order.pk] = transfer.reference
         if actor is not None and order.approved_by_id is None:
-            order.approved_by = actor  # type: ignore[assignment]
+            order.approved_by = actor
         order.start_payout(
             psp=external.BANK_FILE, by=actor, description=f"Exported in bank file {message_id}"
         )

@@ -12,9 +12,9 @@ mkdir -p var
 $BIN/python manage.py check --fail-level ERROR >/dev/null
 $BIN/python manage.py migrate --no-input -v 0
 $BIN/python manage.py collectstatic --no-input -v 0
-$BIN/python manage.py ensure_demo_user
 $BIN/python manage.py setup_schedules
 $BIN/python manage.py sync_balances || true  # the payout lane syncs again, and retries within seconds
+$BIN/python manage.py ensure_demo_user  # a new demo: the demo user books the sandbox's opening balances
 
 host=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_HOST)')
 port=$($BIN/python -c 'import django; django.setup(); from django.conf import settings; print(settings.SERVER_PORT)')

@@ -39,7 +39,10 @@ def history(order: Order) -> list[tuple[str, int, str]]:
     entries = LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Order), object_id=str(order.pk)
     ).order_by("pk")
-    return [(entry.user.username, entry.action_flag, entry.get_change_message()) for entry in entries]
+    return [
+        (User.objects.get(pk=entry.user_id).username, entry.action_flag, entry.get_change_message())
+        for entry in entries
+    ]
 
 
 def transition_log(order: Order, transition: str) -> list[str | None]:

@@ -98,12 +98,15 @@ def test_accepted_order_no_psp_can_take_is_cancelled_after_five_minutes() -> Non
     assert order.cancel_reason == "No payout provider available"
 
 
-def test_sync_balances_reads_the_sandbox_psp_balance_into_the_ledger() -> None:
+def test_sync_balances_records_the_sandbox_psp_balance_and_the_drift_and_leaves_the_ledger() -> None:
+    # Contract change (issue 19): the command used to post an ADJUST that moved the ledger to the PSP.
     from balances import selectors as balance_selectors
-    from balances.models import EntryKind, LedgerEntry
+    from balances.models import LedgerEntry, PspBalance
 
     output = run("sync_balances")
 
-    assert output.strip() == "sandbox: NGN, KES"
-    assert balance_selectors.balance_get(currency="NGN").total == Decimal("50000000")
-    assert LedgerEntry.objects.get(balance__currency="NGN").kind == EntryKind.ADJUST
+    assert output.splitlines()[0] == "sandbox: NGN, KES"
+    assert "NGN: drift 50000000" in output
+    assert PspBalance.objects.get(psp="sandbox", currency="NGN").drift == Decimal("50000000")
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("0")
+    assert not LedgerEntry.objects.exists()
