@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
-from orders import iso20022, services, workflow
+from orders import admin_confirm, iso20022, services, workflow
 from orders.models import (
     PAYOUT_APPROVAL_STATES,
     Order,
@@ -131,6 +131,15 @@ HISTORY = {
     "Resolved": "Resolved the review",
     "Closed the reversal of": "Closed the reversal",
 }
+
+
+def _back_url(request: HttpRequest, orders: list[Order]) -> str:
+    """Where "Back" on a confirmation page goes: the order's page when it came from there, else the list
+    as it was filtered."""
+    match = request.resolver_match
+    if match is not None and match.url_name == "orders_order_transition" and len(orders) == 1:
+        return reverse("admin:orders_order_change", args=[orders[0].pk])
+    return request.get_full_path()
 
 
 def _actor(request: HttpRequest) -> AbstractBaseUser | None:
@@ -253,6 +262,24 @@ class OrderAdmin(admin.ModelAdmin):
         if done:
             self.message_user(request, f"{verb} {done} order(s).", messages.SUCCESS)
 
+    def _confirm_context(
+        self, request: HttpRequest, queryset: QuerySet[Order], *, action: str, title: str, form: forms.Form
+    ) -> dict[str, Any]:
+        """The confirmation page of ``action``: each selected order with what to check (admin_confirm)."""
+        orders = list(queryset.order_by("pk"))
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "orders": orders,
+            "rows": admin_confirm.confirm_rows(orders, action=action),
+            "balance_column": admin_confirm.balance_column(action),
+            "form": form,
+            "action": action,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "back_url": _back_url(request, orders),
+        }
+
     def _with_form(
         self,
         request: HttpRequest,
@@ -263,23 +290,17 @@ class OrderAdmin(admin.ModelAdmin):
         form_class: type[forms.Form],
         apply: Callable[[forms.Form], None],
     ) -> HttpResponse | None:
+        """Run ``apply`` once the confirmation page (with its form, if any) is posted back with "apply";
+        until then show that page. Nothing runs from the list without it."""
         form = form_class(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             apply(form)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "orders": queryset,
-            "form": form,
-            "action": action,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
+        context = self._confirm_context(request, queryset, action=action, title=title, form=form)
         return TemplateResponse(request, "admin/orders/order/action_form.html", context)
 
     @admin.action(description="Accept selected orders (staff policy)", permissions=["approve"])
-    def accept_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+    def accept_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
         def accept(order: Order) -> Order:
             decided = services.order_decide(order_pk=order.pk, actor=_actor(request))
             if decided.status == OrderStatus.ACCEPTING:
@@ -291,27 +312,48 @@ class OrderAdmin(admin.ModelAdmin):
                 )
             return decided
 
-        self._each(request, queryset, "Accepted", accept)
-
-    @admin.action(description="Record my approval to pay selected orders (maker)", permissions=["approve"])
-    def record_approval(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        actor = _actor(request)
-        if actor is None:
-            return
-        self._each(
+        return self._with_form(
             request,
             queryset,
-            "Recorded approval of",
-            lambda o: services.order_approve_payout(order_pk=o.pk, actor=actor),
+            action="accept_orders",
+            title="Accept orders",
+            form_class=forms.Form,
+            apply=lambda _form: self._each(request, queryset, "Accepted", accept),
+        )
+
+    @admin.action(description="Record my approval to pay selected orders (maker)", permissions=["approve"])
+    def record_approval(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        actor = _actor(request)
+        if actor is None:
+            return None
+        return self._with_form(
+            request,
+            queryset,
+            action="record_approval",
+            title="Record my approval to pay",
+            form_class=forms.Form,
+            apply=lambda _form: self._each(
+                request,
+                queryset,
+                "Recorded approval of",
+                lambda o: services.order_approve_payout(order_pk=o.pk, actor=actor),
+            ),
         )
 
     @admin.action(description="Pay selected held orders through the PSP", permissions=["pay"])
-    def approve_payouts(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._each(
+    def approve_payouts(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        return self._with_form(
             request,
             queryset,
-            "Started payout of",
-            lambda order: services.order_start_payout(order_pk=order.pk, actor=_actor(request)),
+            action="approve_payouts",
+            title="Pay through the PSP",
+            form_class=forms.Form,
+            apply=lambda _form: self._each(
+                request,
+                queryset,
+                "Started payout of",
+                lambda order: services.order_start_payout(order_pk=order.pk, actor=_actor(request)),
+            ),
         )
 
     @admin.action(description="Decline selected received orders…", permissions=["approve"])
@@ -475,15 +517,9 @@ class OrderAdmin(admin.ModelAdmin):
                 f'attachment; filename="pain001-{timezone.now():%Y%m%d-%H%M%S}.xml"'
             )
             return response
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Export bank file (pain.001)",
-            "orders": queryset,
-            "form": form,
-            "action": "export_bank_file",
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
+        context = self._confirm_context(
+            request, queryset, action="export_bank_file", title="Export bank file (pain.001)", form=form
+        )
         return TemplateResponse(request, "admin/orders/order/action_form.html", context)
 
     def buttons_for(self, request: HttpRequest, order: Order) -> list[tuple[str, str]]:
@@ -538,28 +574,9 @@ class OrderAdmin(admin.ModelAdmin):
         if action not in allowed:
             self.message_user(request, "That action is not available for this order now.", messages.ERROR)
             return redirect(change_url)
-        queryset = Order.objects.filter(pk=order.pk)
-        has_form = action in {
-            "decline_orders",
-            "cancel_orders",
-            "mark_paid",
-            "resolve_review",
-            "close_reversals",
-            "export_bank_file",
-        }
-        if has_form or (request.method == "POST" and "apply" in request.POST):
-            response = getattr(self, action)(request, queryset)
-            return response if response is not None else redirect(change_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{allowed[action]} {order.order_id}",
-            "orders": queryset,
-            "form": forms.Form(),
-            "action": action,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/orders/order/action_form.html", context)
+        # Every action shows its confirmation page first and runs when it is posted back with "apply".
+        response = getattr(self, action)(request, Order.objects.filter(pk=order.pk))
+        return response if response is not None else redirect(change_url)
 
     def import_status_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_pay_permission(request):
