@@ -655,13 +655,22 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         for message in queryset.exclude(status=OutboxStatus.DELIVERED):
             services.outbox_replay(message_id=message.pk)
             self.log_change(request, message, "Sent again from now")
+        self._delivered_left_alone(request, queryset)
         self.message_user(request, "Queued for delivery.", messages.SUCCESS)
+
+    def _delivered_left_alone(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        delivered = queryset.filter(status=OutboxStatus.DELIVERED).count()
+        if delivered:
+            self.message_user(
+                request, f"{delivered} already delivered row(s) left as they are.", messages.WARNING
+            )
 
     @admin.action(description="Abandon (stop trying)", permissions=["abandon"])
     def abandon(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
             services.outbox_abandon(message_id=message.pk)
             self.log_change(request, message, "Abandoned: the aggregator will not be told")
+        self._delivered_left_alone(request, queryset)
         self.message_user(request, "Abandoned.", messages.WARNING)
 
 

@@ -65,6 +65,24 @@ def test_outbox_command_refuses_a_delivered_row_as_the_admin_action_does(command
     assert message.status == OutboxStatus.DELIVERED
 
 
+def test_outbox_abandon_with_an_actor_goes_into_admin_history() -> None:
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import User
+
+    ops = User.objects.create_user(username="olga", is_staff=True)
+    message = outbox.outbox_enqueue(
+        kind="cancel", dedupe_key="cancel:z", path="orders/z/cancel", payload={}, order=OrderFactory.create()
+    )
+
+    run("outbox", "abandon", str(message.pk), "--actor", "olga")
+
+    entry = LogEntry.objects.get(object_id=str(message.pk))
+    assert (entry.user_id, entry.get_change_message()) == (
+        ops.pk,
+        "Abandoned: the aggregator will not be told (manage.py outbox)",
+    )
+
+
 def test_outbox_unknown_row_is_a_clear_error() -> None:
     with pytest.raises(CommandError, match="no outbox row 999"):
         run("outbox", "replay", "999")
