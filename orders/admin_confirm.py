@@ -95,7 +95,8 @@ def _name_check(order: Order, recorded: str | None) -> tuple[str, bool]:
     if settings.PAYOUT_NAME_CHECK == "off":
         return "Not checked (PAYOUT_NAME_CHECK is off)", False
     if not order.account_name.strip():
-        return "Not checked: no name on the order", True
+        # Before accept the aggregator has not sent the recipient yet; after it, a missing name is a doubt.
+        return "Not checked: no name on the order", order.status != OrderStatus.RECEIVED
     return (
         f"No doubt recorded; checked again through the PSP before it pays ({settings.PAYOUT_NAME_CHECK})",
         False,

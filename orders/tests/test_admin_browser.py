@@ -1,6 +1,6 @@
 """End-to-end browser tests of the admin (headless chromium): log in with a password and a TOTP code, pay a
 held order after its confirmation page shows the recipient, see it paid. Screenshots go to the temporary
-directory (admin-confirm-pay.png, admin-paid.png, admin-enrol.png)."""
+directory (admin-confirm-pay.png, admin-paid.png, admin-order-history.png, admin-enrol.png)."""
 
 from __future__ import annotations
 
@@ -171,6 +171,12 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
             message = page.locator("ul.messagelist li").first.inner_text()
             page.screenshot(path=os.path.join(tempfile.gettempdir(), "admin-paid.png"))
 
+            tab.visit(f"/admin/orders/order/{order.pk}/history/")  # who approved it, in admin's history
+            history = page.locator("#change-history").inner_text()
+            page.screenshot(
+                path=os.path.join(tempfile.gettempdir(), "admin-order-history.png"), full_page=True
+            )
+
             tab.visit(f"/admin/orders/order/{other.pk}/change/")
             page.click("a.transition-button[data-action=mark_paid]")  # a per-order action page with a form
             assert page.locator("#id_external_reference").count() == 1
@@ -180,6 +186,8 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
             browser.close()
 
     assert "Started payout of 1 order(s)." in message
+    assert "pat" in history
+    assert "Approved the payout through the PSP, now paying" in history
     assert confirm["recipient"] == order.account_name
     assert (confirm["account"], confirm["amount"]) == ("******6789", "4,200.00 NGN")
     assert confirm["institution"].startswith("ABNGNGLA")
