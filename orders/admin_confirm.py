@@ -31,6 +31,7 @@ NAME_CHECK_PREFIX = "Name check:"
 PAYMENTS = {"approve_payouts", "mark_paid", "resolve_review", "export_bank_file"}
 BALANCE_EFFECT = {
     **{action: ("Total after payment", -1, 0) for action in PAYMENTS},
+    "resolve_review": ("Total if paid", -1, 0),  # not paid releases instead: the total stays
     "cancel_orders": ("Available after release", 0, 1),
 }
 
