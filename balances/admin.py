@@ -1,29 +1,63 @@
-"""Balances and the ledger are read-only in admin: changes go through services (``manage.py balances``)."""
+"""Balances and the ledger are read-only in admin: changes go through services (``manage.py balances``), and
+the one change made here, booking the drift from the PSPs' readings, is an action with a reason."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Case, IntegerField, Sum, Value, When
-from django.http import HttpRequest
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Case, IntegerField, QuerySet, Sum, Value, When
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 
-from balances import admin_views, exports, selectors
+from balances import admin_views, exports, selectors, services
 from balances.models import Balance, BalanceAlert, LedgerEntry, PspBalance
 from provision import formatting
 from provision.admin_base import ReadOnlyAdmin
 from provision.csv_export import CsvExportMixin
+from provision.errors import ApplicationError
+
+
+class BookDriftForm(forms.Form):
+    reason = forms.CharField(
+        max_length=200,
+        required=True,
+        help_text="What explains the difference (a fee, a deposit, a payout made outside the node). "
+        "Kept on the ledger entry.",
+    )
+
+
+def _drift_display(amount: Decimal | None, currency: str) -> str:
+    if amount is None:
+        return formatting.EMPTY
+    signed = ("+" if amount > 0 else "") + formatting.money(amount, currency)
+    return format_html('<b class="{}">{}</b>', "ops-bad" if amount else "ops-good", signed)
 
 
 @admin.register(Balance)
 class BalanceAdmin(ReadOnlyAdmin):
-    list_display = ("currency", "total_display", "reserved_display", "available_display", "updated_at")
+    list_display = (
+        "currency",
+        "total_display",
+        "reserved_display",
+        "available_display",
+        "psp_figure",
+        "drift_display",
+        "updated_at",
+    )
+    actions = ("book_drift",)
+
+    def has_book_drift_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("balances.book_drift"))
 
     def get_urls(self) -> list[Any]:
         own: list[URLPattern] = [
@@ -51,6 +85,62 @@ class BalanceAdmin(ReadOnlyAdmin):
             '<b class="{}">{}</b>',
             "ops-bad" if low else "ops-good",
             formatting.money(obj.available, obj.currency),
+        )
+
+    @admin.display(description="PSPs say")
+    def psp_figure(self, obj: Balance) -> str:
+        drift = selectors.balance_drift(currency=obj.currency)
+        return "—" if drift is None else formatting.money(drift.expected_total, obj.currency)
+
+    @admin.display(description="Drift (PSPs minus ledger)")
+    def drift_display(self, obj: Balance) -> str:
+        drift = selectors.balance_drift(currency=obj.currency)
+        return _drift_display(None if drift is None else drift.amount, obj.currency)
+
+    @admin.action(description="Book the drift into the ledger (match the PSPs)…", permissions=["book_drift"])
+    def book_drift(self, request: HttpRequest, queryset: QuerySet[Balance]) -> HttpResponse | None:
+        """Confirm with a reason, showing each currency's figures; book the drift each one was shown."""
+        balances = list(queryset.order_by("currency"))
+        form = BookDriftForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            actor = request.user
+            if not isinstance(actor, AbstractBaseUser):  # admin views run for logged-in staff only
+                return None
+            for balance in balances:
+                self._book(request, balance, actor=actor, reason=form.cleaned_data["reason"])
+            return None
+        rows = [(balance, selectors.balance_drift(currency=balance.currency)) for balance in balances]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Book the drift into the ledger",
+            "rows": rows,
+            "form": form,
+            "action": "book_drift",
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/balances/balance/book_drift.html", context)
+
+    def _book(self, request: HttpRequest, balance: Balance, *, actor: AbstractBaseUser, reason: str) -> None:
+        try:
+            expected = Decimal(request.POST.get(f"expected_{balance.currency}", ""))
+        except InvalidOperation:
+            self.message_user(request, f"{balance.currency}: no drift was shown; look again.", messages.ERROR)
+            return
+        try:
+            entry = services.balance_drift_book(
+                currency=balance.currency, expected=expected, reason=reason, actor=actor
+            )
+        except ApplicationError as exc:
+            self.message_user(request, f"{balance.currency}: {exc.message}", messages.ERROR)
+            return
+        self.log_change(
+            request, balance, f"Booked the drift {entry.total_delta:+} {balance.currency}: {reason}"
+        )
+        self.message_user(
+            request,
+            f"{balance.currency}: booked {entry.total_delta:+,} (ledger entry #{entry.pk}).",
+            messages.SUCCESS,
         )
 
 
@@ -170,7 +260,15 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyAdmin):
 
 @admin.register(PspBalance)
 class PspBalanceAdmin(ReadOnlyAdmin):
-    list_display = ("psp", "currency", "total_display", "available_display", "status", "snapshot_at")
+    list_display = (
+        "psp",
+        "currency",
+        "total_display",
+        "available_display",
+        "status",
+        "snapshot_at",
+        "drift_at_read",
+    )
 
     @admin.display(description="Total", ordering="total")
     def total_display(self, obj: PspBalance) -> str:
@@ -179,6 +277,10 @@ class PspBalanceAdmin(ReadOnlyAdmin):
     @admin.display(description="Available", ordering="available")
     def available_display(self, obj: PspBalance) -> str:
         return formatting.money(obj.available, obj.currency)
+
+    @admin.display(description="Currency drift when read", ordering="drift")
+    def drift_at_read(self, obj: PspBalance) -> str:
+        return _drift_display(obj.drift, obj.currency)
 
 
 @admin.register(BalanceAlert)

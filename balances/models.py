@@ -6,7 +6,8 @@ Objects
                   of the ledger: the sum of every entry's deltas.
     LedgerEntry   one row per balance change, never updated or deleted.
     PspBalance    the last figure each PSP reported for a currency (what /info lists per PSP), with where
-                  the currency's ledger stood when it was read (``ledger_seq_at_read``).
+                  the currency's ledger stood when it was read (``ledger_seq_at_read``) and the currency's
+                  drift when it was recorded.
     BalanceAlert  a crossing of the critical threshold, shown to ops.
 
 Invariants (database CHECK constraints, not only Python)
@@ -15,12 +16,15 @@ Invariants (database CHECK constraints, not only Python)
 Kinds and their deltas
     CREDIT  total += a            RESERVE reserved += a         RELEASE reserved -= a
     DEBIT   total -= a, reserved -= a (a reserved payout left the account)
-    ADJUST  total += signed delta: a PSP sync's correction (``psp`` set, no actor) or a staff
-            correction (no ``psp``)
+    ADJUST  total += signed delta: a correction to the PSPs' readings (``psp`` set: booked by a staff
+            user with a reason, ``balances.services.balance_drift_book``; before that change, written by
+            the sync itself with no actor) or a staff adjustment (no ``psp``: money that moved outside
+            the orders, such as a fee)
 
-A PSP sync (``balances.services.balance_sync_psp``) sets the total to the sum over PSPs of (their last
-reading + the movements through that PSP entered after it was read), plus the movements through no PSP
-with a reading entered after the reading it applies: it never undoes a movement a reading could not see.
+Drift (``balances.selectors.balance_drift``): what the PSPs' last readings say the total should be, plus
+the movements entered after those readings (the readings could not see them), minus the ledger's total.
+A sync (``balances.services.balance_sync_psp``) records a reading and the drift; it never changes the
+ledger. The book moves to the PSPs' figure only when a staff user books the drift, with a reason.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class Balance(models.Model):
 
     class Meta:
         ordering = ["currency"]
+        permissions = [
+            ("book_drift", "Can book the drift between the PSPs' balances and the ledger, with a reason"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(reserved__gte=0), name="balance_reserved_non_negative"),
             models.CheckConstraint(
@@ -113,6 +120,11 @@ class PspBalance(models.Model):
         null=True,
         blank=True,
         help_text="Id of the currency's latest ledger entry when this figure was read (0: none yet).",
+    )
+    drift = money_field(
+        default=Decimal("0"),
+        help_text="The currency's drift when this figure was recorded: the PSPs' readings (plus the "
+        "movements they could not see) minus the ledger's total.",
     )
 
     class Meta:

@@ -7,9 +7,11 @@ and what the ledger moved since each reading, the same way ``services.balance_sy
                the reading) + the movements through no PSP with a reading entered after the latest reading
     difference = node total - expected
 
-A movement is an entry that changes the total, other than a sync's own ADJUST. Right after a sync the
-difference is zero; a difference is drift the books and the PSPs do not agree on (a payout the ledger does
-not know, a top-up not recorded, a reversal), to be explained before anything is adjusted. A currency no PSP
+A movement is an entry that changes the total, other than a booked correction to the readings
+(``selectors.CORRECTIONS``, as ``selectors.balance_drift`` counts them: the difference here is minus the
+drift). A sync records the PSP's figure and changes no book, so a difference is drift the books and the PSPs
+do not agree on (a payout the ledger does not know, a top-up not recorded, a reversal), shown until staff
+explain it and book it (the *Book the drift* action, with a reason). A currency no PSP
 has reported yet has no expected figure. Aggregated in SQL: one query per currency, plus the two reads.
 """
 
@@ -22,10 +24,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Max, Q, Sum
 
-from balances.models import Balance, EntryKind, LedgerEntry, PspBalance
-
-# A sync's own correction (an ADJUST naming its PSP): not a movement (as in services.balance_sync_psp).
-_SYNC_ADJUSTMENT = Q(kind=EntryKind.ADJUST) & ~Q(psp="")
+from balances.models import Balance, LedgerEntry, PspBalance
+from balances.selectors import CORRECTIONS
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _line(currency: str, balance: Balance | None, readings: list[PspBalance]) ->
     reserved = balance.reserved if balance else Decimal("0")
     if not readings:
         return CurrencyLine(currency, total, reserved, total - reserved, [], Decimal("0"), None, None, None)
-    entries = LedgerEntry.objects.filter(balance__currency=currency).exclude(_SYNC_ADJUSTMENT)
+    entries = LedgerEntry.objects.filter(balance__currency=currency).exclude(CORRECTIONS)
     known = [r.ledger_seq_at_read for r in readings if r.ledger_seq_at_read is not None]
     latest = max(known) if known else (entries.aggregate(last=Max("pk"))["last"] or 0)
     seqs = {r.psp: latest if r.ledger_seq_at_read is None else r.ledger_seq_at_read for r in readings}

@@ -3,14 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
-from balances.models import Balance, BalanceAlert, LedgerEntry, PspBalance
+from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
 from balances.money import to_wire
+
+# The ``psp`` of an ADJUST that corrects the book to the PSPs' readings (``services.balance_drift_book``).
+DRIFT_BOOKING_PSP = "psp-readings"
+# A correction to the readings (an ADJUST naming a PSP; staff adjustments name none): not a movement of
+# money, so never counted as one a reading could not see.
+CORRECTIONS = Q(kind=EntryKind.ADJUST) & ~Q(psp="")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How far the ledger's total is from what the PSPs' last readings say, for one currency."""
+
+    currency: str
+    ledger_total: Decimal
+    psp_total: Decimal  # the sum of the PSPs' last readings
+    unseen: Decimal  # movements entered after the readings, so not in them
+    readings: tuple[PspBalance, ...]
+
+    @property
+    def expected_total(self) -> Decimal:
+        """The total the readings say the ledger should have."""
+        return self.psp_total + self.unseen
+
+    @property
+    def amount(self) -> Decimal:
+        """Positive: the PSPs hold more than the ledger says; negative: less."""
+        return self.expected_total - self.ledger_total
+
+    @property
+    def last_read_at(self) -> datetime | None:
+        return max((row.snapshot_at for row in self.readings), default=None)
 
 
 def balance_get(*, currency: str) -> Balance:
@@ -46,6 +80,55 @@ def ledger_seqs(*, currencies: Iterable[str]) -> dict[str, int]:
         )
         seqs[currency] = latest.first() or 0
     return seqs
+
+
+def balance_drift(*, currency: str) -> Drift | None:
+    """The currency's drift now; None when no PSP has reported the currency yet.
+
+    The readings' total, plus the movements the readings could not see, minus the ledger's total. A
+    movement is an entry that changes the total, other than a correction to the readings
+    (``CORRECTIONS``); one through a PSP with a reading is unseen when entered after that PSP's reading,
+    one through no such PSP (staff credits and adjustments, orders marked paid outside the node) when
+    entered after the newest reading. So a payout debited while a PSP was being read is no drift, and a
+    debit through one PSP after its reading is not hidden by another PSP's newer reading. A payout the
+    PSP had already made when it was read but that the ledger learns of only afterwards counts twice
+    until the next reading: the drift errs low (towards "the PSPs hold less"), never high.
+    """
+    readings = tuple(PspBalance.objects.filter(currency=currency).order_by("psp"))
+    if not readings:
+        return None
+    balance = Balance.objects.filter(currency=currency).first()
+    known = [row.ledger_seq_at_read for row in readings if row.ledger_seq_at_read is not None]
+    # A reading recorded before ``ledger_seq_at_read`` existed counts as taken with the newest one.
+    newest = max(known) if known else ledger_seqs(currencies=[currency])[currency]
+    read_at = {
+        row.psp: newest if row.ledger_seq_at_read is None else row.ledger_seq_at_read for row in readings
+    }
+    unseen = Q(pk__gt=newest) & ~Q(psp__in=list(read_at))
+    for psp, seq in read_at.items():
+        unseen |= Q(psp=psp, pk__gt=seq)
+    moved = Decimal("0")
+    if balance is not None:
+        moved = sum(
+            LedgerEntry.objects.filter(unseen, balance=balance)
+            .exclude(CORRECTIONS)
+            .exclude(total_delta=0)
+            .values_list("total_delta", flat=True),
+            Decimal("0"),
+        )
+    return Drift(
+        currency=currency,
+        ledger_total=balance.total if balance is not None else Decimal("0"),
+        psp_total=sum((row.total for row in readings), Decimal("0")),
+        unseen=moved,
+        readings=readings,
+    )
+
+
+def balance_drifts(*, currencies: Iterable[str]) -> dict[str, Drift]:
+    """The drift of each of ``currencies`` some PSP has reported."""
+    drifts = {currency: balance_drift(currency=currency) for currency in currencies}
+    return {currency: drift for currency, drift in drifts.items() if drift is not None}
 
 
 def threshold_for(*, currency: str) -> Decimal | None:

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from balances import locks, selectors
 from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
 from balances.money import MONEY_DECIMAL_PLACES
-from provision.errors import Refused
+from provision.errors import Conflict, Refused
 
 if TYPE_CHECKING:
     from orders.models import Order
@@ -134,8 +133,9 @@ def balance_reserve(*, order: Order) -> LedgerEntry:
     )
 
 
-def balance_release(*, order: Order, reason: str) -> LedgerEntry:
-    """Release the order's reservation. Caller holds the order lock."""
+def balance_release(*, order: Order, reason: str, actor: AbstractBaseUser | None = None) -> LedgerEntry:
+    """Release the order's reservation. Caller holds the order lock. ``actor``: the staff user whose
+    action released it (None for the node's own decisions)."""
     return _apply(
         currency=order.currency,
         kind=EntryKind.RELEASE,
@@ -143,12 +143,16 @@ def balance_release(*, order: Order, reason: str) -> LedgerEntry:
         total_delta=Decimal("0"),
         reserved_delta=-order.amount,
         order=order,
+        actor=actor,
         reason=reason,
     )
 
 
-def balance_debit(*, order: Order, psp: str) -> LedgerEntry:
-    """The reserved payout left the account: total and reserved go down. Caller holds the order lock."""
+def balance_debit(
+    *, order: Order, psp: str, actor: AbstractBaseUser | None = None, reason: str = "payout succeeded"
+) -> LedgerEntry:
+    """The reserved payout left the account: total and reserved go down. Caller holds the order lock.
+    ``actor``: the staff user who recorded it paid (None when the PSP's answer did)."""
     return _apply(
         currency=order.currency,
         kind=EntryKind.DEBIT,
@@ -156,8 +160,9 @@ def balance_debit(*, order: Order, psp: str) -> LedgerEntry:
         total_delta=-order.amount,
         reserved_delta=-order.amount,
         order=order,
+        actor=actor,
         psp=psp,
-        reason="payout succeeded",
+        reason=reason,
     )
 
 
@@ -221,33 +226,24 @@ def balance_set(
     return balance_adjust(currency=currency, delta=total - balance.total, reason=reason, actor=actor)
 
 
-# A sync's own correction: an ADJUST naming its PSP (staff adjustments name none). Not a movement.
-_SYNC_ADJUSTMENT = Q(kind=EntryKind.ADJUST) & ~Q(psp="")
+class DriftChanged(Conflict):
+    code = "balance_drift_changed"
 
 
 @transaction.atomic
 def balance_sync_psp(
     *, psp: str, currency: str, total: Decimal, available: Decimal, ledger_seq_at_read: int
-) -> LedgerEntry | None:
-    """Record a PSP's reported balance and move our total to what the readings and the ledger say.
+) -> Decimal | None:
+    """Record a PSP's reported balance and the currency's drift; never change the ledger.
 
     ``ledger_seq_at_read``: where the currency's ledger stood just before the PSP was read (its latest
-    entry's id, ``selectors.ledger_seqs``). The total becomes, with an ADJUST carrying the difference:
-
-        the sum over the PSPs with a reading of
-            (its last reading + the movements through that PSP entered after that reading was taken)
-        + the movements through no PSP with a reading (staff credits and adjustments, orders marked paid
-          outside the node) entered after this reading was taken
-
-    where a movement is an entry that changes the total, other than a sync's own ADJUST. So a payout
-    debited (or a credit, or an adjustment) between a PSP's read and this apply is never undone, a debit
-    through one PSP after its reading is not undone by another PSP's sync, and syncs of several PSPs
-    that overlap count each PSP once. A reading taken at an earlier ledger entry than the one on record
-    for that PSP is not applied (None). A payout the PSP had already made when it was read but that the
-    ledger learns of only afterwards is counted twice until the next reading: the total errs low, never
-    high. A reading recorded before ``ledger_seq_at_read`` existed counts as taken with this one.
+    entry's id, ``selectors.ledger_seqs``), so that the drift (``selectors.balance_drift``) never counts a
+    movement entered after the read (a payout debited while the PSP was being read) as a difference. A
+    reading taken at an earlier ledger entry than the one on record for that PSP is not recorded (None).
+    Returns the drift (positive: the PSPs hold more than the ledger says). The book changes only when a
+    staff user books the drift (``balance_drift_book``).
     """
-    balance = _balance_for_update(currency)  # one sync or movement of this currency at a time
+    _balance_for_update(currency)  # one sync or movement of this currency at a time
     recorded = PspBalance.objects.filter(psp=psp, currency=currency).first()
     if (
         recorded
@@ -259,7 +255,7 @@ def balance_sync_psp(
             extra={"psp": psp, "currency": currency, "ledger_seq_at_read": ledger_seq_at_read},
         )
         return None
-    PspBalance.objects.update_or_create(
+    row, _ = PspBalance.objects.update_or_create(
         psp=psp,
         currency=currency,
         defaults={
@@ -270,35 +266,57 @@ def balance_sync_psp(
             "ledger_seq_at_read": ledger_seq_at_read,
         },
     )
-    readings = list(PspBalance.objects.filter(currency=currency))
-    read_at = {
-        row.psp: ledger_seq_at_read if row.ledger_seq_at_read is None else row.ledger_seq_at_read
-        for row in readings
-    }
-    unseen = Q(pk__gt=ledger_seq_at_read) & ~Q(psp__in=list(read_at))
-    for reading_psp, seq in read_at.items():
-        unseen |= Q(psp=reading_psp, pk__gt=seq)
-    moved = sum(
-        LedgerEntry.objects.filter(unseen, balance=balance)
-        .exclude(_SYNC_ADJUSTMENT)
-        .exclude(total_delta=0)
-        .values_list("total_delta", flat=True),
-        Decimal("0"),
-    )
-    psp_sum = sum((row.total for row in readings), Decimal("0"))
-    delta = psp_sum + moved - balance.total
-    if delta == 0:
-        return None
-    return _apply(
+    drift = selectors.balance_drift(currency=currency)
+    amount = drift.amount if drift is not None else Decimal("0")
+    PspBalance.objects.filter(pk=row.pk).update(drift=amount)
+    if amount and (recorded is None or recorded.drift != amount):
+        logger.warning(
+            "balance.drift",
+            extra={"psp": psp, "currency": currency, "drift": str(amount), "psp_total": str(total)},
+        )
+    return amount
+
+
+@transaction.atomic
+def balance_drift_book(
+    *, currency: str, expected: Decimal, reason: str, actor: AbstractBaseUser
+) -> LedgerEntry:
+    """Move the ledger's total to what the PSPs' readings say: an ADJUST of the drift, by ``actor``.
+
+    ``expected``: the drift the staff user was shown; refused when the drift is not that any more (a sync
+    or a movement came in between), so nobody books a figure they did not see.
+    Raises Refused (no reason, no reading, no drift), DriftChanged, BalanceWouldGoNegative.
+    """
+    if not reason.strip():
+        raise Refused("A reason is required", errors={"reason": ["Say why the book changes."]})
+    balance = _balance_for_update(currency)  # the drift is read under the lock every movement takes
+    drift = selectors.balance_drift(currency=currency)
+    if drift is None:
+        raise Refused(f"No PSP has reported a {currency} balance yet", currency=currency)
+    if drift.amount != expected:
+        raise DriftChanged(
+            f"The {currency} drift is {drift.amount} now, not {expected}: look again before booking it",
+            currency=currency,
+            drift=str(drift.amount),
+        )
+    if drift.amount == 0:
+        raise Refused(f"The {currency} ledger already agrees with the PSPs", currency=currency)
+    entry = _apply(
         currency=currency,
         kind=EntryKind.ADJUST,
-        amount=abs(delta),
-        total_delta=delta,
+        amount=abs(drift.amount),
+        total_delta=drift.amount,
         reserved_delta=Decimal("0"),
-        psp=psp,
-        reason=f"sync: {psp} reports {total} {currency}; PSP total {psp_sum}, {moved} moved since read",
+        actor=actor,
+        psp=selectors.DRIFT_BOOKING_PSP,
+        reason=f"drift booked (PSPs {drift.psp_total}, unseen {drift.unseen}): {reason}",
         balance=balance,
     )
+    logger.warning(
+        "balance.drift_booked",
+        extra={"currency": currency, "drift": str(drift.amount), "by": actor.pk, "entry": entry.pk},
+    )
+    return entry
 
 
 def balance_verify() -> list[str]:

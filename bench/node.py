@@ -137,7 +137,7 @@ class Probe:
         return rows[0][0] if rows else None
 
     def available(self, currency: str = "NGN") -> float:
-        """What the node may reserve now (0 before the payout lane's first balance sync)."""
+        """What the node may reserve now (the opening balance credited in the template)."""
         with suppress(Exception):  # the tables exist once migrated; a busy SQLite may refuse a read
             value = self.scalar(
                 f"SELECT total - reserved FROM balances_balance WHERE currency = '{currency}'"  # noqa: S608
@@ -227,6 +227,9 @@ def prepare_template(db: Database) -> None:
     env = node_env(db.template_url, "http://127.0.0.1:9", sandbox_psp())
     manage(env, "migrate", "--no-input", "-v", "0")
     manage(env, "setup_schedules")
+    # What the PSP holds (the sandbox's and the PSP simulator's NGN): a sync records the PSP's figure but
+    # never changes the ledger, so the book opens with the same figure and the drift is nil.
+    manage(env, "balances", "credit", "--currency", "NGN", "--amount", FUNDS, "--reason", "bench: opening")
 
 
 # --- memory --------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def deployed(
     with_worker: bool = True,
     prefix: tuple[str, ...] = (),
 ) -> Iterator[Deployment]:
-    """The node on a fresh database, running and funded (the payout lane's first balance sync done)."""
+    """The node on a fresh database, running and funded (the template's opening balance)."""
     probe = db.fresh(name)
     aggregator = AggregatorSimulator(
         client_id=CLIENT_ID, secret=SECRET, validity_seconds=ACCEPT_WINDOW_SECONDS, tx_status_after=3600
@@ -128,7 +128,7 @@ def _wait_funded(probe: Probe, node: NodeProcesses) -> None:
             if process.poll() is not None:
                 raise RuntimeError(f"a node process exited (see {node.log_dir})")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the payout lane did not sync the PSP's balance (see {node.log_dir})")
+            raise RuntimeError(f"the node has no funds to accept with (see {node.log_dir})")
         time.sleep(0.1)
 
 

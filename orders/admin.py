@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django_fsm_log.admin import StateLogInline
 
 from balances.models import LedgerEntry
-from orders import exports, iso20022, services, workflow
+from orders import admin_confirm, exports, iso20022, services, workflow
 from orders.admin_reports import FinancialReportMixin
 from orders.models import (
     PAYOUT_APPROVAL_STATES,
@@ -145,6 +145,28 @@ class OutboxInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# What each action writes to an order's admin history (LogEntry), by the verb of its success message.
+HISTORY = {
+    "Accepted": "Accepted (staff policy)",
+    "Recorded approval of": "Recorded an approval to pay",
+    "Started payout of": "Approved the payout through the PSP",
+    "Declined": "Declined",
+    "Cancelled": "Cancelled",
+    "Marked paid": "Marked paid outside the node",
+    "Resolved": "Resolved the review",
+    "Closed the reversal of": "Closed the reversal",
+}
+
+
+def _back_url(request: HttpRequest, orders: list[Order]) -> str:
+    """Where "Back" on a confirmation page goes: the order's page when it came from there, else the list
+    as it was filtered."""
+    match = request.resolver_match
+    if match is not None and match.url_name == "orders_order_transition" and len(orders) == 1:
+        return reverse("admin:orders_order_change", args=[orders[0].pk])
+    return request.get_full_path()
 
 
 def _actor(request: HttpRequest) -> AbstractBaseUser | None:
@@ -318,17 +340,46 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
     # --- actions ------------------------------------------------------------------------------------------
 
     def _each(
-        self, request: HttpRequest, queryset: QuerySet[Order], verb: str, call: Callable[[Order], Order]
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        verb: str,
+        call: Callable[[Order], Order],
+        note: str = "",
     ) -> None:
+        """Run ``call`` on each order; each one done goes into admin's history (LogEntry) by the acting
+        user: what was done (``HISTORY``), the state it left, and ``note`` (the reason, reference or
+        evidence given)."""
         done = 0
         for order in queryset.order_by("pk"):
             try:
-                call(order)
+                changed = call(order)
                 done += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{order.order_id}: {exc.message}", messages.ERROR)
+                continue
+            history = f"{HISTORY.get(verb, verb)}, now {changed.get_status_display().lower()}"
+            self.log_change(request, changed, history + (f": {note}" if note else ""))
         if done:
             self.message_user(request, f"{verb} {done} order(s).", messages.SUCCESS)
+
+    def _confirm_context(
+        self, request: HttpRequest, queryset: QuerySet[Order], *, action: str, title: str, form: forms.Form
+    ) -> dict[str, Any]:
+        """The confirmation page of ``action``: each selected order with what to check (admin_confirm)."""
+        orders = list(queryset.order_by("pk"))
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "orders": orders,
+            "rows": admin_confirm.confirm_rows(orders, action=action),
+            "balance_column": admin_confirm.balance_column(action),
+            "form": form,
+            "action": action,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "back_url": _back_url(request, orders),
+        }
 
     def _with_form(
         self,
@@ -340,23 +391,17 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
         form_class: type[forms.Form],
         apply: Callable[[forms.Form], None],
     ) -> HttpResponse | None:
+        """Run ``apply`` once the confirmation page (with its form, if any) is posted back with "apply";
+        until then show that page. Nothing runs from the list without it."""
         form = form_class(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
             apply(form)
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "orders": queryset,
-            "form": form,
-            "action": action,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
+        context = self._confirm_context(request, queryset, action=action, title=title, form=form)
         return TemplateResponse(request, "admin/orders/order/action_form.html", context)
 
     @admin.action(description="Accept selected orders (staff policy)", permissions=["approve"])
-    def accept_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+    def accept_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
         def accept(order: Order) -> Order:
             decided = services.order_decide(order_pk=order.pk, actor=_actor(request))
             if decided.status == OrderStatus.ACCEPTING:
@@ -368,27 +413,48 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
                 )
             return decided
 
-        self._each(request, queryset, "Accepted", accept)
-
-    @admin.action(description="Record my approval to pay selected orders (maker)", permissions=["approve"])
-    def record_approval(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        actor = _actor(request)
-        if actor is None:
-            return
-        self._each(
+        return self._with_form(
             request,
             queryset,
-            "Recorded approval of",
-            lambda o: services.order_approve_payout(order_pk=o.pk, actor=actor),
+            action="accept_orders",
+            title="Accept orders",
+            form_class=forms.Form,
+            apply=lambda _form: self._each(request, queryset, "Accepted", accept),
+        )
+
+    @admin.action(description="Record my approval to pay selected orders (maker)", permissions=["approve"])
+    def record_approval(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        actor = _actor(request)
+        if actor is None:
+            return None
+        return self._with_form(
+            request,
+            queryset,
+            action="record_approval",
+            title="Record my approval to pay",
+            form_class=forms.Form,
+            apply=lambda _form: self._each(
+                request,
+                queryset,
+                "Recorded approval of",
+                lambda o: services.order_approve_payout(order_pk=o.pk, actor=actor),
+            ),
         )
 
     @admin.action(description="Pay selected held orders through the PSP", permissions=["pay"])
-    def approve_payouts(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._each(
+    def approve_payouts(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        return self._with_form(
             request,
             queryset,
-            "Started payout of",
-            lambda order: services.order_start_payout(order_pk=order.pk, actor=_actor(request)),
+            action="approve_payouts",
+            title="Pay through the PSP",
+            form_class=forms.Form,
+            apply=lambda _form: self._each(
+                request,
+                queryset,
+                "Started payout of",
+                lambda order: services.order_start_payout(order_pk=order.pk, actor=_actor(request)),
+            ),
         )
 
     @admin.action(description="Decline selected received orders…", permissions=["approve"])
@@ -400,6 +466,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
                 queryset,
                 "Declined",
                 lambda o: services.order_decline(order_pk=o.pk, reason=reason, actor=_actor(request)),
+                note=reason,
             )
 
         return self._with_form(
@@ -420,6 +487,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
                 queryset,
                 "Cancelled",
                 lambda o: services.order_cancel(order_pk=o.pk, reason=reason, actor=_actor(request)),
+                note=reason,
             )
 
         return self._with_form(
@@ -448,6 +516,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
                 lambda o: services.order_mark_paid(
                     order_pk=o.pk, external_reference=reference, actor=_actor(request)
                 ),
+                note=f"external reference {reference}",
             )
 
         return self._with_form(
@@ -471,6 +540,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
                 lambda o: services.order_resolve_review(
                     order_pk=o.pk, paid=paid, evidence=evidence, actor=_actor(request)
                 ),
+                note=f"{'paid' if paid else 'not paid'}: {evidence}",
             )
 
         return self._with_form(
@@ -495,6 +565,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
                 lambda o: services.order_close_reversal(
                     order_pk=o.pk, evidence=evidence, actor=_actor(request)
                 ),
+                note=evidence,
             )
 
         return self._with_form(
@@ -540,20 +611,16 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
                 return None
+            for order in _exported:
+                self.log_change(request, order, "Exported in a pain.001 bank file (paying)")
             response = HttpResponse(xml, content_type="application/xml")
             response["Content-Disposition"] = (
                 f'attachment; filename="pain001-{timezone.now():%Y%m%d-%H%M%S}.xml"'
             )
             return response
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Export bank file (pain.001)",
-            "orders": queryset,
-            "form": form,
-            "action": "export_bank_file",
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
+        context = self._confirm_context(
+            request, queryset, action="export_bank_file", title="Export bank file (pain.001)", form=form
+        )
         return TemplateResponse(request, "admin/orders/order/action_form.html", context)
 
     def buttons_for(self, request: HttpRequest, order: Order) -> list[tuple[str, str]]:
@@ -608,28 +675,9 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
         if action not in allowed:
             self.message_user(request, "That action is not available for this order now.", messages.ERROR)
             return redirect(change_url)
-        queryset = Order.objects.filter(pk=order.pk)
-        has_form = action in {
-            "decline_orders",
-            "cancel_orders",
-            "mark_paid",
-            "resolve_review",
-            "close_reversals",
-            "export_bank_file",
-        }
-        if has_form or (request.method == "POST" and "apply" in request.POST):
-            response = getattr(self, action)(request, queryset)
-            return response if response is not None else redirect(change_url)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{allowed[action]} {order.order_id}",
-            "orders": queryset,
-            "form": forms.Form(),
-            "action": action,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/orders/order/action_form.html", context)
+        # Every action shows its confirmation page first and runs when it is posted back with "apply".
+        response = getattr(self, action)(request, Order.objects.filter(pk=order.pk))
+        return response if response is not None else redirect(change_url)
 
     def import_status_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_pay_permission(request):
@@ -644,6 +692,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
+                self._log_status_report(request, lines)
                 refused = sum(not line.applied for line in lines)
                 if refused:
                     self.message_user(
@@ -663,6 +712,18 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/orders/order/import_status.html", context)
+
+    def _log_status_report(self, request: HttpRequest, lines: list[iso20022.StatusLine]) -> None:
+        """Write each line of an imported pain.002 to its order's history (applied or not)."""
+        references = {line.reference: line for line in lines}
+        transfers = Transfer.objects.filter(reference__in=list(references)).select_related("order")
+        for transfer in transfers:
+            line = references[transfer.reference]
+            self.log_change(
+                request,
+                transfer.order,
+                f"pain.002 status {line.status} for {line.reference}: {line.outcome}",
+            )
 
 
 @admin.register(OutboxMessage)
@@ -695,13 +756,22 @@ class OutboxMessageAdmin(ReadOnlyAdmin):
         for message in queryset.exclude(status=OutboxStatus.DELIVERED):
             services.outbox_replay(message_id=message.pk)
             self.log_change(request, message, "Sent again from now")
+        self._delivered_left_alone(request, queryset)
         self.message_user(request, "Queued for delivery.", messages.SUCCESS)
+
+    def _delivered_left_alone(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        delivered = queryset.filter(status=OutboxStatus.DELIVERED).count()
+        if delivered:
+            self.message_user(
+                request, f"{delivered} already delivered row(s) left as they are.", messages.WARNING
+            )
 
     @admin.action(description="Abandon (stop trying)", permissions=["abandon"])
     def abandon(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         for message in queryset.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.REFUSED]):
             services.outbox_abandon(message_id=message.pk)
             self.log_change(request, message, "Abandoned: the aggregator will not be told")
+        self._delivered_left_alone(request, queryset)
         self.message_user(request, "Abandoned.", messages.WARNING)
 
 

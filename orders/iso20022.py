@@ -162,6 +162,8 @@ def bank_file_export(
             order=order, psp=external.BANK_FILE, message_id=message_id
         )
         references[order.pk] = transfer.reference
+        if actor is not None and order.approved_by_id is None:
+            order.approved_by = actor
         order.start_payout(
             psp=external.BANK_FILE, by=actor, description=f"Exported in bank file {message_id}"
         )
@@ -284,7 +286,9 @@ def pain002_import(*, xml: bytes, actor: AbstractBaseUser | None) -> list[Status
         else:
             lines.append(StatusLine(reference, status, reason, "no change (not final)"))
             continue
-        services.order_apply_psp_answer(transfer_pk=transfer.pk, answer=psp_services.PspAnswer.of(result))
+        services.order_apply_psp_answer(
+            transfer_pk=transfer.pk, answer=psp_services.PspAnswer.of(result), actor=actor
+        )
         transfer.refresh_from_db(fields=["status"])
         lines.append(StatusLine(reference, status, reason, f"transfer {transfer.status}"))
     logger.info("bank_file.status_imported", extra={"lines": len(lines)})

@@ -18,7 +18,8 @@ Two lanes that never wait on each other (docs/operations.md, "Processes"):
     transfer due --psp transfer_call--> answer --order_apply_psp_answer-->
         paying -> paid (fulfil success queued) | cancelled (failed, fulfil failed) | needs_review
         paying -> accepted, payout due again (refused before money moved: the next PSP tries)
-    PSP balances, every BALANCE_SYNC_INTERVAL --balances_sync_psp--> the ledger (and a balance report)
+    PSP balances, every BALANCE_SYNC_INTERVAL --balances_sync_psp--> recorded with the drift from the
+        ledger (and a balance report); staff book a drift, the sync never changes the ledger
 
 **Staff** (admin) and **timers** (the minute sweep): approve and pay held orders, cancel, mark paid,
 resolve reviews, expire offers and held payouts; the sweep queues whatever a lost task left undone.
@@ -116,8 +117,9 @@ def payout_step(*, transfer_pk: int) -> str:
 
 
 def balances_sync_psp(*, psp: str) -> list[str] | None:
-    """Read one PSP's balances and apply them to the ledger; report the currencies synced to the
-    aggregator. None when the read failed (the payout lane retries it within seconds)."""
+    """Read one PSP's balances and record them with the drift from the ledger (the ledger itself is not
+    changed: staff book a drift, ``balances.services.balance_drift_book``); report the currencies synced
+    to the aggregator. None when the read failed (the payout lane retries it within seconds)."""
     # Where the ledger stands before the read: what the readings can have seen (no lock over the HTTP).
     ledger_seqs = balance_selectors.ledger_seqs(currencies=settings.CURRENCIES)
     try:

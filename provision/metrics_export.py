@@ -129,6 +129,20 @@ class DatabaseCollector(Collector):
             balance.add_metric([currency, "available"], total - reserved)
         yield balance
 
+        from balances import selectors as balance_selectors
+
+        drift = GaugeMetricFamily(
+            "provision_balance_drift",
+            "PSPs' balance readings (plus movements since) minus the ledger's total, per currency a PSP "
+            "reported; not 0 until a staff user explains and books it.",
+            labels=["currency"],
+        )
+        for currency, found in sorted(
+            balance_selectors.balance_drifts(currencies=settings.CURRENCIES).items()
+        ):
+            drift.add_metric([currency], float(found.amount))
+        yield drift
+
         transfers = GaugeMetricFamily(
             "provision_transfers", "Payout attempts by PSP and status.", labels=["psp", "status"]
         )

@@ -37,9 +37,9 @@ fi
 $BIN/python manage.py check --fail-level ERROR >/dev/null
 $BIN/python manage.py migrate --no-input -v 0
 $BIN/python manage.py collectstatic --no-input -v 0
-$BIN/python manage.py ensure_demo_user
 $BIN/python manage.py setup_schedules
 $BIN/python manage.py sync_balances || true  # the payout lane syncs again, and retries within seconds
+$BIN/python manage.py ensure_demo_user  # a new demo: the demo user books the sandbox's opening balances
 
 # Each process runs in its own process group (job control is on while they start): Ctrl-C in the terminal
 # reaches this script alone, which asks each process to stop with SIGTERM to its main process (gunicorn's

@@ -42,21 +42,43 @@ def test_a_currency_no_psp_has_reported_has_no_difference_yet(settings: Any) -> 
     assert [x.currency for x in reconciliation.balance_reconciliation()] == ["KES", "NGN"]
 
 
-def test_right_after_a_sync_node_and_psp_agree() -> None:
+def test_a_sync_shows_the_difference_until_staff_book_it_and_then_node_and_psp_agree() -> None:
+    user = User.objects.create_user(username="paula", password="pw", is_staff=True)
     services.balance_credit(currency="NGN", amount=Decimal("5000"), reason="funds")
     sync("lenco", "8000")
 
-    result = line()
+    before = line()
+    services.balance_drift_book(
+        currency="NGN", expected=Decimal("3000"), reason="top-up at Lenco", actor=user
+    )
+    after = line()
 
-    assert (result.node_total, result.reported_total, result.difference) == (
+    assert (before.node_total, before.reported_total, before.difference) == (
+        Decimal("5000"),
+        Decimal("8000"),
+        Decimal("-3000"),
+    )
+    assert (after.node_total, after.reported_total, after.difference) == (
         Decimal("8000"),
         Decimal("8000"),
         Decimal("0"),
     )
-    assert result.last_sync_at == PspBalance.objects.get().snapshot_at
+    assert after.last_sync_at == PspBalance.objects.get().snapshot_at
+
+
+def test_the_difference_is_minus_the_drift_the_balances_list_shows() -> None:
+    services.balance_credit(currency="NGN", amount=Decimal("5000"), reason="funds")
+    sync("lenco", "8000")
+    services.balance_adjust(currency="NGN", delta=Decimal("-300"), reason="bank charge")
+
+    drift = selectors.balance_drift(currency="NGN")
+
+    assert drift is not None
+    assert line().difference == -drift.amount
 
 
 def test_movements_after_the_reading_are_expected_per_psp() -> None:
+    services.balance_credit(currency="NGN", amount=Decimal("10000"), reason="funds")
     sync("lenco", "8000")
     sync("paystack", "2000")
     services.balance_adjust(currency="NGN", delta=Decimal("-300"), reason="bank charge")  # no PSP
@@ -76,8 +98,8 @@ def test_movements_after_the_reading_are_expected_per_psp() -> None:
 
 
 def test_a_psp_figure_the_book_does_not_match_shows_as_the_difference() -> None:
-    sync("lenco", "8000")
-    PspBalance.objects.filter(psp="lenco").update(total=Decimal("7250"))  # a reading not applied to the book
+    services.balance_credit(currency="NGN", amount=Decimal("8000"), reason="funds")
+    sync("lenco", "7250")
 
     result = line()
 
@@ -91,8 +113,8 @@ def test_a_psp_figure_the_book_does_not_match_shows_as_the_difference() -> None:
 def test_the_balances_page_shows_each_currency_and_psp_with_the_difference_and_the_sync_time() -> None:
     user = User.objects.create_user(username="vera", password="pw", is_staff=True)
     user.groups.add(Group.objects.get(name="viewer"))
-    sync("lenco", "8000")
-    PspBalance.objects.filter(psp="lenco").update(total=Decimal("7250"))
+    services.balance_credit(currency="NGN", amount=Decimal("8000"), reason="funds")
+    sync("lenco", "7250")
 
     page = admin_client(user).get("/admin/balances/balance/reconciliation/").content.decode()
 

@@ -34,6 +34,7 @@ from orders.services.delivery import (
 )
 from orders.services.intake import Offer, offer_from_seed, order_receive
 from orders.services.outbox import (
+    OutboxAlreadyDelivered,
     outbox_abandon,
     outbox_enqueue,
     outbox_enqueue_balance_report,
@@ -64,6 +65,7 @@ __all__ = [
     "OrderNotFound",
     "OrderTermsConflict",
     "OrderTransitionNotAllowed",
+    "OutboxAlreadyDelivered",
     "SecondApproverRequired",
     "offer_from_seed",
     "order_accept_with_aggregator",

@@ -83,7 +83,7 @@ def cancel_locked(order: Order, *, reason: str, now: datetime, actor: AbstractBa
     """Cancel an accepted, unpaid order: release its reservation, report the cancel. Caller holds the lock."""
     order.cancel(reason=reason, at=now, by=actor, description=reason[:255])
     order.save()
-    balance_services.balance_release(order=order, reason=f"cancelled: {reason}")
+    balance_services.balance_release(order=order, reason=f"cancelled: {reason}", actor=actor)
     outbox.outbox_enqueue(
         kind=OutboxKind.CANCEL,
         dedupe_key=f"cancel:{order.order_id}",

@@ -18,8 +18,24 @@ from django.utils import timezone
 
 from orders.models import Order, OutboxKind, OutboxMessage, OutboxStatus
 from provision import queue
+from provision.errors import Conflict
 
 logger = logging.getLogger(__name__)
+
+
+class OutboxAlreadyDelivered(Conflict):
+    """The aggregator already answered this call for good: there is nothing to send again or give up."""
+
+    code = "outbox_already_delivered"
+
+
+def _refuse_delivered(message: OutboxMessage, action: str) -> None:
+    if message.status == OutboxStatus.DELIVERED:
+        raise OutboxAlreadyDelivered(
+            f"Cannot {action} outbox row {message.pk}: it was already delivered",
+            message_id=message.pk,
+            status=message.status,
+        )
 
 
 def outbox_kick(*, order_pk: int | None) -> None:
@@ -81,8 +97,9 @@ def outbox_enqueue_balance_report(*, currency: str) -> OutboxMessage:
 
 @transaction.atomic
 def outbox_replay(*, message_id: int) -> OutboxMessage:
-    """Send a refused (or abandoned) row again from now."""
+    """Send a refused (or abandoned) row again from now. Raises OutboxAlreadyDelivered."""
     message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+    _refuse_delivered(message, "replay")
     message.status = OutboxStatus.PENDING
     message.next_attempt_at = timezone.now()
     message.save(update_fields=["status", "next_attempt_at"])
@@ -92,8 +109,10 @@ def outbox_replay(*, message_id: int) -> OutboxMessage:
 
 @transaction.atomic
 def outbox_abandon(*, message_id: int) -> OutboxMessage:
-    """Stop trying to deliver a row (ops decision; recorded in its status)."""
+    """Stop trying to deliver a row (ops decision; recorded in its status). Raises OutboxAlreadyDelivered:
+    a delivered row stays delivered (the aggregator was told; "abandoned" would say it was not)."""
     message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+    _refuse_delivered(message, "abandon")
     message.status = OutboxStatus.ABANDONED
     message.save(update_fields=["status"])
     return message

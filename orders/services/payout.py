@@ -124,9 +124,12 @@ def order_payout_later(*, order_pk: int, when: datetime) -> Order:
 
 
 @transaction.atomic(durable=True)
-def order_apply_psp_answer(*, transfer_pk: int, answer: psp_services.PspAnswer) -> Order:
+def order_apply_psp_answer(
+    *, transfer_pk: int, answer: psp_services.PspAnswer, actor: AbstractBaseUser | None = None
+) -> Order:
     """Record what the PSP answered about the transfer and make its order follow (one transaction, the
-    order locked before the transfer)."""
+    order locked before the transfer). ``actor``: the staff user who brought the answer (a pain.002
+    import), recorded in the transition log and on the ledger entry; None for the PSP's own answers."""
     order_pk = psp_services.transfer_order_pk(transfer_pk=transfer_pk)
     order = order_lock(order_pk)
     transfer = psp_services.transfer_lock(transfer_pk)
@@ -143,11 +146,13 @@ def order_apply_psp_answer(*, transfer_pk: int, answer: psp_services.PspAnswer) 
                 extra={"order_id": order.order_id, "status": order.status, "change": change.change},
             )
         return order
-    _follow(order, change=change, psp=transfer.psp)
+    _follow(order, change=change, psp=transfer.psp, actor=actor)
     return order
 
 
-def _follow(order: Order, *, change: psp_services.TransferChange, psp: str) -> None:
+def _follow(
+    order: Order, *, change: psp_services.TransferChange, psp: str, actor: AbstractBaseUser | None
+) -> None:
     now = timezone.now()
     if change.tx_id and not order.psp_tx_id:
         order.psp_tx_id = change.tx_id
@@ -156,17 +161,17 @@ def _follow(order: Order, *, change: psp_services.TransferChange, psp: str) -> N
         order.save(update_fields=["psp_tx_id", "updated_at"])
         report_fulfil(order, validation_status="pending")
     elif kind == psp_services.Change.SUCCEEDED:
-        order.payout_succeeded(at=now, description=f"{order.psp} reports success ({change.tx_id})")
+        order.payout_succeeded(at=now, by=actor, description=f"{order.psp} reports success ({change.tx_id})")
         order.save()
-        balance_services.balance_debit(order=order, psp=order.psp)
+        balance_services.balance_debit(order=order, psp=order.psp, actor=actor)
         report_fulfil(order, validation_status="success")
         outbox.outbox_enqueue_balance_report(currency=order.currency)
         logger.info("order.paid", extra={"order_id": order.order_id, "psp": order.psp})
     elif kind == psp_services.Change.FAILED:
         reason = change.reason[:255]
-        order.payout_failed(reason=reason, at=now, description=reason)
+        order.payout_failed(reason=reason, at=now, by=actor, description=reason)
         order.save()
-        balance_services.balance_release(order=order, reason=f"payout failed: {reason}")
+        balance_services.balance_release(order=order, reason=f"payout failed: {reason}", actor=actor)
         report_fulfil(order, validation_status="failed", validation_error=reason)
         outbox.outbox_enqueue_balance_report(currency=order.currency)
         logger.warning("order.payout_failed", extra={"order_id": order.order_id, "reason": reason[:200]})

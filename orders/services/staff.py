@@ -27,6 +27,14 @@ logger = logging.getLogger(__name__)
 APPROVAL_TIMEOUT_REASON = "Payout not approved in time"
 
 
+def _record_approver(order: Order, actor: AbstractBaseUser | None) -> None:
+    """A staff "paid" by ``actor`` with no earlier approval on record: ``actor`` approved it (as a payout
+    started from admin does). An earlier approval (the maker of maker-checker) stays. Caller holds the
+    lock."""
+    if actor is not None and order.approved_by_id is None:
+        order.approved_by = actor  # type: ignore[assignment]
+
+
 @transaction.atomic(durable=True)
 def order_approve_payout(*, order_pk: int, actor: AbstractBaseUser) -> Order:
     """Record a staff approval to pay the order (the "maker" half of maker-checker).
@@ -97,11 +105,14 @@ def order_mark_paid(
     if not can_proceed(order.mark_paid):
         raise refuse(order, "mark paid")
     order_check_payout_allowed(order=order, actor=actor)
+    _record_approver(order, actor)
     order.mark_paid(
         external_reference=external_reference, at=now, by=actor, description="Paid outside the node"
     )
     order.save()
-    balance_services.balance_debit(order=order, psp="manual")
+    balance_services.balance_debit(
+        order=order, psp="manual", actor=actor, reason=f"paid outside the node: {external_reference}"
+    )
     report_fulfil(order, validation_status="success")
     outbox.outbox_enqueue_balance_report(currency=order.currency)
     return order
@@ -127,14 +138,17 @@ def order_resolve_review(
             order.transfers.order_by("-attempt").values_list("reference", flat=True).first() or ""
         )
     if paid:
+        _record_approver(order, actor)
         order.resolve_paid(at=now, by=actor, description=evidence)
         order.save()
-        balance_services.balance_debit(order=order, psp=order.psp)
+        balance_services.balance_debit(
+            order=order, psp=order.psp, actor=actor, reason=f"review: paid: {evidence}"
+        )
         report_fulfil(order, validation_status="success")
     else:
         order.resolve_not_paid(reason=evidence, at=now, by=actor, description=evidence)
         order.save()
-        balance_services.balance_release(order=order, reason=f"review: not paid: {evidence}")
+        balance_services.balance_release(order=order, reason=f"review: not paid: {evidence}", actor=actor)
         report_fulfil(order, validation_status="failed", validation_error=evidence)
     outbox.outbox_enqueue_balance_report(currency=order.currency)
     return order

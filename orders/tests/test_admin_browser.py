@@ -1,5 +1,6 @@
 """End-to-end browser tests of the admin (headless chromium): log in with a password and a TOTP code, pay a
-held order, see it paid."""
+held order after its confirmation page shows the recipient, see it paid. Screenshots go to the temporary
+directory (admin-confirm-pay.png, admin-paid.png, admin-order-history.png, admin-enrol.png)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import hashlib
 import hmac
 import importlib
 import os
+import re
 import shutil
 import struct
 import tempfile
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Order, OrderStatus
@@ -135,6 +139,7 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
     device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
     order = held_order(amount=Decimal("4200"))
     other = held_order(amount=Decimal("1200"))
+    Order.objects.filter(pk=order.pk).update(hold_until=timezone.now() + timedelta(minutes=10))
 
     with sync_playwright() as p:  # Playwright gives the browser a fresh temporary profile
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -154,9 +159,23 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
             page.check(f"input[name=_selected_action][value='{order.pk}']")
             page.select_option("select[name=action]", "approve_payouts")
             page.click("button[name=index]")
+            # The confirmation page: what is about to be paid, order by order (nothing paid yet).
+            row = page.locator(f"tr.confirm-row[data-order='{order.order_id}']")
+            confirm = {
+                name: row.locator(f"td.confirm-{name}").inner_text()
+                for name in ("recipient", "account", "institution", "amount", "time-left", "balance-after")
+            }
+            page.screenshot(path=os.path.join(tempfile.gettempdir(), "admin-confirm-pay.png"), full_page=True)
+            page.click("input[name=apply]")
 
             message = page.locator("ul.messagelist li").first.inner_text()
             page.screenshot(path=os.path.join(tempfile.gettempdir(), "admin-paid.png"))
+
+            tab.visit(f"/admin/orders/order/{order.pk}/history/")  # who approved it, in admin's history
+            history = page.locator("#change-history").inner_text()
+            page.screenshot(
+                path=os.path.join(tempfile.gettempdir(), "admin-order-history.png"), full_page=True
+            )
 
             tab.visit(f"/admin/orders/order/{other.pk}/change/")
             page.click("a.transition-button[data-action=mark_paid]")  # a per-order action page with a form
@@ -167,6 +186,13 @@ def test_payer_logs_in_pays_a_held_order_and_sees_it_paid(live_server: Any, sett
             browser.close()
 
     assert "Started payout of 1 order(s)." in message
+    assert "pat" in history
+    assert "Approved the payout through the PSP, now paying" in history
+    assert confirm["recipient"] == order.account_name
+    assert (confirm["account"], confirm["amount"]) == ("******6789", "4,200.00 NGN")
+    assert confirm["institution"].startswith("ABNGNGLA")
+    assert re.fullmatch(r"\d min \d\d s", confirm["time-left"])
+    assert confirm["balance-after"] == "195,800.00 NGN"  # two held orders credited 100,000 each
     assert_csp_held(tab)
     run_lane()  # the payout lane sends it
     order.refresh_from_db()

@@ -106,7 +106,7 @@ def test_the_action_page_writes_the_amount_and_back_goes_to_the_order(client: Cl
 
     page = client.get(f"/admin/orders/order/{order.pk}/do/cancel_orders/").content.decode()
 
-    assert f'href="/admin/orders/order/{order.pk}/change/">Back to the order</a>' in page
+    assert f'href="/admin/orders/order/{order.pk}/change/" class="confirm-back">Back</a>' in page
     assert "3,750.00 NGN" in page
 
 

@@ -733,7 +733,7 @@ def test_two_staff_approving_the_same_held_payout_at_once_make_one_payout(
     order = Order.objects.get(order_id=offered.id)
     assert order.status == OrderStatus.HELD
     alice, bob = staff_client("alice"), staff_client("bob")
-    data = {"action": "approve_payouts", "_selected_action": [order.pk]}
+    data = {"action": "approve_payouts", "_selected_action": [order.pk], "apply": "Confirm"}  # confirmed
 
     answers = run_together([partial(c.post, "/admin/orders/order/", data, follow=True) for c in (alice, bob)])
     run_lane()

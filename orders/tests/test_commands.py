@@ -50,6 +50,39 @@ def test_outbox_lists_undelivered_rows_and_replays_and_abandons() -> None:
     assert abandoned.strip() == f"{message.pk} cancel:x -> abandoned"
 
 
+@pytest.mark.parametrize("command", ["abandon", "replay"])
+def test_outbox_command_refuses_a_delivered_row_as_the_admin_action_does(command: str) -> None:
+    order = OrderFactory.create()
+    message = outbox.outbox_enqueue(
+        kind="cancel", dedupe_key="cancel:y", path="orders/y/cancel", payload={}, order=order
+    )
+    OutboxMessage.objects.filter(pk=message.pk).update(status=OutboxStatus.DELIVERED)
+
+    with pytest.raises(CommandError, match="already delivered"):
+        run("outbox", command, str(message.pk))
+
+    message.refresh_from_db()
+    assert message.status == OutboxStatus.DELIVERED
+
+
+def test_outbox_abandon_with_an_actor_goes_into_admin_history() -> None:
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import User
+
+    ops = User.objects.create_user(username="olga", is_staff=True)
+    message = outbox.outbox_enqueue(
+        kind="cancel", dedupe_key="cancel:z", path="orders/z/cancel", payload={}, order=OrderFactory.create()
+    )
+
+    run("outbox", "abandon", str(message.pk), "--actor", "olga")
+
+    entry = LogEntry.objects.get(object_id=str(message.pk))
+    assert (entry.user_id, entry.get_change_message()) == (
+        ops.pk,
+        "Abandoned: the aggregator will not be told (manage.py outbox)",
+    )
+
+
 def test_outbox_unknown_row_is_a_clear_error() -> None:
     with pytest.raises(CommandError, match="no outbox row 999"):
         run("outbox", "replay", "999")
@@ -83,12 +116,15 @@ def test_accepted_order_no_psp_can_take_is_cancelled_after_five_minutes() -> Non
     assert order.cancel_reason == "No payout provider available"
 
 
-def test_sync_balances_reads_the_sandbox_psp_balance_into_the_ledger() -> None:
+def test_sync_balances_records_the_sandbox_psp_balance_and_the_drift_and_leaves_the_ledger() -> None:
+    # Contract change (issue 19): the command used to post an ADJUST that moved the ledger to the PSP.
     from balances import selectors as balance_selectors
-    from balances.models import EntryKind, LedgerEntry
+    from balances.models import LedgerEntry, PspBalance
 
     output = run("sync_balances")
 
-    assert output.strip() == "sandbox: NGN, KES"
-    assert balance_selectors.balance_get(currency="NGN").total == Decimal("50000000")
-    assert LedgerEntry.objects.get(balance__currency="NGN").kind == EntryKind.ADJUST
+    assert output.splitlines()[0] == "sandbox: NGN, KES"
+    assert "NGN: drift 50000000" in output
+    assert PspBalance.objects.get(psp="sandbox", currency="NGN").drift == Decimal("50000000")
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("0")
+    assert not LedgerEntry.objects.exists()

@@ -46,6 +46,7 @@ ACTIONS = {
     "orders.outboxmessage.replay": OPERATOR,
     "orders.outboxmessage.abandon": OPERATOR,
     "orders.reviewlistentry.delete_selected": SUPERUSER,
+    "balances.balance.book_drift": PAYER,
     "psp.pspcircuit.close_circuits": OPERATOR,
     "psp.institutionmapping.delete_selected": SUPERUSER,
     "psp.psproute.delete_selected": SUPERUSER,

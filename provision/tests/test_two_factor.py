@@ -85,7 +85,7 @@ def test_the_code_from_the_authenticator_lets_the_payer_in_and_pay(
     with django_capture_on_commit_callbacks(execute=True):
         paid = client.post(
             "/admin/orders/order/",
-            {"action": "approve_payouts", "index": "0", "_selected_action": [order.pk]},
+            {"action": "approve_payouts", "index": "0", "_selected_action": [order.pk], "apply": "Confirm"},
             follow=True,
         )
 

@@ -1,6 +1,9 @@
 """The balance sync (the payout lane's, ``orders.workflow.balances_sync_psp``) reads the sandbox's and
-Lenco's balances into PspBalance and adjust entries; a sync never undoes a ledger movement its PSP readings
-could not have seen."""
+Lenco's balances into PspBalance with the drift from the ledger; it never writes a ledger entry, and a
+ledger movement its PSP readings could not have seen is never counted as drift.
+
+Contract change (issue 19): these tests used to assert the ADJUST entries a sync wrote to move the ledger to
+the readings. A sync now records the readings and the drift; the book changes only when staff book it."""
 
 from __future__ import annotations
 
@@ -66,7 +69,13 @@ def adjustments() -> list[tuple[str, str, Decimal]]:
     )
 
 
-def test_balances_sync_records_sandbox_and_lenco_balances_and_adjusts_the_totals(
+def drift(currency: str) -> Decimal:
+    found = balance_selectors.balance_drift(currency=currency)
+    assert found is not None
+    return found.amount
+
+
+def test_balances_sync_records_sandbox_and_lenco_balances_and_the_drift_and_writes_no_ledger_entry(
     sandbox_and_lenco: HTTPServer,
 ) -> None:
     serve_accounts(sandbox_and_lenco)
@@ -79,27 +88,31 @@ def test_balances_sync_records_sandbox_and_lenco_balances_and_adjusts_the_totals
         ("sandbox", "KES", Decimal("2000000"), Decimal("2000000")),
         ("sandbox", "NGN", Decimal("50000000"), Decimal("50000000")),
     ]
-    assert adjustments() == [
-        ("NGN", "sandbox", Decimal("50000000")),
-        ("KES", "sandbox", Decimal("2000000")),
-        ("NGN", "lenco", Decimal("2600000.75")),
-    ]
-    assert balance_selectors.balance_get(currency="NGN").total == Decimal("52600000.75")
-    assert balance_selectors.balance_get(currency="KES").total == Decimal("2000000")
+    assert LedgerEntry.objects.count() == 0
+    assert (drift("NGN"), drift("KES")) == (Decimal("52600000.75"), Decimal("2000000"))
+    assert PspBalance.objects.get(psp="lenco", currency="NGN").drift == Decimal("52600000.75")
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("0")
     assert sorted(OutboxMessage.objects.filter(kind="balances").values_list("dedupe_key", flat=True)) == [
         "balances:KES:pending",
         "balances:NGN:pending",
     ]
 
 
-def test_second_sync_with_unchanged_balances_writes_no_adjustment(sandbox_and_lenco: HTTPServer) -> None:
+def open_book(currency: str, amount: str) -> None:
+    """The opening balance a staff user would book: what the PSPs hold."""
+    balance_services.balance_credit(currency=currency, amount=Decimal(amount), reason="opening")
+
+
+def test_second_sync_with_unchanged_balances_shows_the_same_drift(sandbox_and_lenco: HTTPServer) -> None:
     serve_accounts(sandbox_and_lenco)
+    open_book("NGN", "52600000")
     balances_sync()
 
     balances_sync()
 
-    assert len(adjustments()) == 3
-    assert balance_selectors.balance_get(currency="NGN").total == Decimal("52600000.75")
+    assert adjustments() == []
+    assert drift("NGN") == Decimal("0.75")
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("52600000")
 
 
 def test_lenco_outage_skips_lenco_and_still_syncs_the_sandbox(sandbox_and_lenco: HTTPServer) -> None:
@@ -111,7 +124,7 @@ def test_lenco_outage_skips_lenco_and_still_syncs_the_sandbox(sandbox_and_lenco:
 
     assert synced == 2
     assert [row[:2] for row in psp_balances()] == [("sandbox", "KES"), ("sandbox", "NGN")]
-    assert balance_selectors.balance_get(currency="NGN").total == Decimal("50000000")
+    assert drift("NGN") == Decimal("50000000")
 
 
 def lenco_down(server: HTTPServer) -> None:
@@ -136,7 +149,8 @@ def test_a_lenco_payout_confirmed_while_lenco_is_read_stays_debited(
     lenco_fake.expect_request(f"/v1/transfer/by-reference/{LENCO_REF_1}").respond_with_data(
         fixture("lenco", "v1_transfer_successful.json"), content_type=JSON
     )
-    transfer = paying_transfer(psp="lenco", reference=LENCO_REF_1, amount="15000")
+    transfer = paying_transfer(psp="lenco", reference=LENCO_REF_1, amount="15000")  # funds: 100,000
+    open_book("NGN", "2500000.75")  # the book agrees with Lenco before the payout
     read = psp_services.psp_balances_read
 
     def read_then_confirm_the_payout(*, psp: str) -> Any:
@@ -153,6 +167,8 @@ def test_a_lenco_payout_confirmed_while_lenco_is_read_stays_debited(
     assert transfer.order.status == OrderStatus.PAID
     assert balance_figures("NGN") == (Decimal("2585000.75"), Decimal("0"))
     assert LedgerEntry.objects.filter(order=transfer.order, kind=EntryKind.DEBIT).count() == 1
+    assert drift("NGN") == Decimal("0")  # the debit entered after the read is not a difference
+    assert adjustments() == []
     assert balance_services.balance_verify() == []
 
 
@@ -163,7 +179,7 @@ def test_a_sandbox_payout_after_the_sandbox_was_read_survives_the_lenco_retry(
     settings.CURRENCIES = ["NGN"]
     settings.SANDBOX_BALANCES = {"NGN": Decimal("50000000")}
     PspRoute.objects.filter(currency="NGN", psp="lenco").update(enabled=False)  # the sandbox pays NGN
-    order = accepted_order(amount="15000")
+    order = accepted_order(amount="15000", funds="52600000.75")  # the book agrees with both PSPs
     lenco_down(lenco_fake)
     balances_sync()  # the sandbox's 50,000,000 is read; Lenco's read fails
     order_services.order_start_payout(order_pk=order.pk)
@@ -173,13 +189,14 @@ def test_a_sandbox_payout_after_the_sandbox_was_read_survives_the_lenco_retry(
 
     assert workflow.balances_sync_psp(psp="lenco") == ["NGN"]
 
-    # 50,000,000 read before the payout - 15,000 paid since + Lenco's 2,600,000.75
+    # 50,000,000 read before the payout - 15,000 paid since + Lenco's 2,600,000.75: the ledger agrees
+    assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
+    assert drift("NGN") == Decimal("0")
+    balances_sync()  # the sandbox now reads 49,985,000: still no drift
+    assert drift("NGN") == Decimal("0")
+    assert adjustments() == []
     assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
     assert balance_services.balance_verify() == []
-    adjustments_before = adjustments()
-    balances_sync()  # the sandbox now reads 49,985,000: the ledger already agrees
-    assert adjustments() == adjustments_before
-    assert balance_figures("NGN") == (Decimal("52585000.75"), Decimal("0"))
 
 
 def test_syncs_of_two_psps_that_overlap_count_each_psp_once(
@@ -202,8 +219,10 @@ def test_syncs_of_two_psps_that_overlap_count_each_psp_once(
 
     settings.PSP = ["lenco"]
     monkeypatch.setattr(psp_services, "psp_balances_read", lenco_read_while_the_sandbox_is_synced)
+    open_book("NGN", "52600000.75")
 
     balances_sync()
 
+    assert drift("NGN") == Decimal("0")  # each PSP counted once
     assert balance_figures("NGN") == (Decimal("52600000.75"), Decimal("0"))
     assert balance_services.balance_verify() == []

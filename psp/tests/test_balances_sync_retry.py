@@ -1,5 +1,6 @@
 """A PSP's balances are read by the payout lane every BALANCE_SYNC_INTERVAL; a read that fails is tried
-again within seconds, with backoff, for that PSP only."""
+again within seconds, with backoff, for that PSP only. (Since issue 19 a read records the PSP's figure and
+the drift; the ledger changes only when a staff user books the drift.)"""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from pytest_httpserver import HTTPServer
 
 from balances import selectors as balance_selectors
+from balances import services as balance_services
 from orders import services as order_services
 from orders import workflow
 from orders.models import DeclineReason, OrderStatus
@@ -73,9 +76,10 @@ def test_a_read_that_fails_is_tried_again_after_2_4_8_seconds_up_to_a_minute_unt
 
 
 @pytest.mark.django_db
-def test_the_sync_after_a_failed_read_sets_the_balance_so_offers_are_no_longer_declined(
+def test_the_sync_after_a_failed_read_records_the_drift_and_once_booked_offers_are_accepted(
     lenco_only: HTTPServer,
 ) -> None:
+    # Contract change (issue 19): the sync used to set the ledger's total itself.
     lenco_down(lenco_only)
     assert workflow.balances_sync_psp(psp="lenco") is None  # at start-up: Lenco answers 503
     assert decide_offer() == (OrderStatus.DECLINED, DeclineReason.INSUFFICIENT_BALANCE)
@@ -83,8 +87,20 @@ def test_the_sync_after_a_failed_read_sets_the_balance_so_offers_are_no_longer_d
 
     assert workflow.balances_sync_psp(psp="lenco") == ["NGN"]
 
-    assert balance_selectors.balance_get(currency="NGN").total == LENCO_TOTAL
+    assert drift_now() == LENCO_TOTAL
+    assert balance_selectors.balance_get(currency="NGN").total == Decimal("0")
+    balance_services.balance_drift_book(
+        currency="NGN",
+        expected=LENCO_TOTAL,
+        reason="opening balance",
+        actor=User.objects.create_user(username="ops", is_staff=True),
+    )
     assert decide_offer() == (OrderStatus.ACCEPTING, "")
+
+
+def drift_now() -> Decimal | None:
+    found = balance_selectors.balance_drift(currency="NGN")
+    return None if found is None else found.amount
 
 
 @pytest.mark.django_db
@@ -119,7 +135,7 @@ def test_the_payout_lane_reads_balances_at_start_and_again_seconds_after_a_faile
             time.sleep(0.05)
         lenco_up(lenco_only)
         deadline = time.monotonic() + 10  # the retry is due 2 s after the failed read
-        while balance_selectors.balance_get(currency="NGN").total != LENCO_TOTAL:
+        while drift_now() != LENCO_TOTAL:
             assert time.monotonic() < deadline, "the balance was not read again within seconds"
             time.sleep(0.1)
     finally:

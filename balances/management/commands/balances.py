@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from balances import selectors, services
 from balances.models import Balance
-from provision.errors import Refused
+from provision.errors import ApplicationError
 
 
 def _amount(text: str) -> Decimal:
@@ -28,10 +29,16 @@ def _line(currency: str, balance: Balance) -> str:
 
 
 class Command(BaseCommand):
-    help = "show | set | credit | adjust | verify balances (set/credit/adjust need --reason, --actor)."
+    help = (
+        "show | drift | set | credit | adjust | book-drift | open | verify balances (set/credit/adjust "
+        "need --reason; book-drift needs --currency, --amount (the drift shown), --reason and --actor; "
+        "open books the PSPs' figure of every currency whose ledger is still empty, with --reason, --actor)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("action", choices=["show", "set", "credit", "adjust", "verify"])
+        parser.add_argument(
+            "action", choices=["show", "drift", "set", "credit", "adjust", "book-drift", "open", "verify"]
+        )
         parser.add_argument("--currency")
         parser.add_argument("--amount")
         parser.add_argument("--reason", default="")
@@ -51,6 +58,16 @@ class Command(BaseCommand):
             for currency, balance in selectors.balances_by_currency().items():
                 self.stdout.write(_line(currency, balance))
             return
+        if action == "drift":
+            for currency, drift in selectors.balance_drifts(currencies=settings.CURRENCIES).items():
+                self.stdout.write(
+                    f"{currency} drift={drift.amount} psps={drift.psp_total} unseen={drift.unseen} "
+                    f"ledger={drift.ledger_total} last_read={drift.last_read_at:%Y-%m-%d %H:%M:%S %Z}"
+                )
+            return
+        if action == "open":
+            self._open(reason=options["reason"], username=options.get("actor") or "")
+            return
         currency = (options.get("currency") or "").upper()
         if not currency or options.get("amount") is None:
             raise CommandError("--currency and --amount are required")
@@ -63,18 +80,40 @@ class Command(BaseCommand):
                 raise CommandError(f"no user {options['actor']!r}")
         amount = _amount(options["amount"])
         reason = options["reason"]
+        if action == "book-drift" and actor is None:
+            raise CommandError("--actor is required: a drift is booked by a named staff user")
         try:
             self._change(action, currency=currency, amount=amount, reason=reason, actor=actor)
-        except Refused as exc:
+        except ApplicationError as exc:
             raise CommandError(exc.message) from None
         balance = selectors.balance_get(currency=currency)
         self.stdout.write(_line(currency, balance))
+
+    def _open(self, *, reason: str, username: str) -> None:
+        """Opening balances: book the drift of each currency whose ledger has no entry yet (a new node)."""
+        if not reason or not username:
+            raise CommandError("--reason and --actor are required: every change is audited")
+        actor = get_user_model().objects.filter(username=username).first()
+        if actor is None:
+            raise CommandError(f"no user {username!r}")
+        for currency, drift in selectors.balance_drifts(currencies=settings.CURRENCIES).items():
+            if drift.amount == 0 or selectors.ledger_seqs(currencies=[currency])[currency]:
+                continue
+            try:
+                services.balance_drift_book(
+                    currency=currency, expected=drift.amount, reason=reason, actor=actor
+                )
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from None
+            self.stdout.write(_line(currency, selectors.balance_get(currency=currency)))
 
     def _change(self, action: str, *, currency: str, amount: Decimal, reason: str, actor: Any) -> None:
         if action == "set":
             if amount < 0:
                 raise CommandError("--amount must not be negative")
             services.balance_set(currency=currency, total=amount, reason=reason, actor=actor)
+        elif action == "book-drift":
+            services.balance_drift_book(currency=currency, expected=amount, reason=reason, actor=actor)
         elif action == "credit":
             services.balance_credit(currency=currency, amount=amount, reason=reason, actor=actor)
         else:

@@ -1,4 +1,6 @@
-"""Create a demo staff user for `make run`: only with DEBUG and the sandbox PSP, when no user exists."""
+"""Create a demo staff user for `make run`: only with DEBUG and the sandbox PSP, when no user exists; the
+demo user then books the sandbox's balances as the opening balances (`manage.py balances open`), since a
+balance sync records the PSP's figure but never changes the ledger by itself."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
@@ -25,4 +28,13 @@ class Command(BaseCommand):
             self.style.WARNING(
                 f"Demo staff user created for the sandbox: username 'demo', password '{password}'"
             )
+        )
+        call_command(
+            "balances",
+            "open",
+            "--actor",
+            "demo",
+            "--reason",
+            "Demo: opening balance from the sandbox PSP",
+            stdout=self.stdout,
         )
