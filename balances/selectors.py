@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from balances.models import Balance, BalanceAlert, LedgerEntry, PspBalance
 from balances.money import to_wire
+from provision import runtime
 
 
 def balance_get(*, currency: str) -> Balance:
@@ -49,7 +50,7 @@ def ledger_seqs(*, currencies: Iterable[str]) -> dict[str, int]:
 
 
 def threshold_for(*, currency: str) -> Decimal | None:
-    table = settings.CRITICAL_BALANCE_THRESHOLD
+    table = runtime.current().critical_balance_threshold
     return table.get(currency, table.get("*"))
 
 
@@ -71,7 +72,7 @@ def node_info() -> dict[str, Any]:
             "version": settings.NODE_VERSION,
             "lastUpdated": (last_updated or timezone.now()).isoformat(),
             "totalPSPs": len(settings.PSP),
-            "mode": settings.PROVISION_MODE,
+            "mode": runtime.current().provision_mode,
         },
         "totalBalances": {
             currency: {
