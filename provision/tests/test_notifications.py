@@ -173,7 +173,7 @@ def test_an_event_that_clears_and_comes_back_is_told_again(chat: ChatFake, worke
 
 
 def test_a_failed_chat_post_is_retried_later_without_mailing_twice(
-    chat: ChatFake, worker_alive: None
+    chat: ChatFake, worker_alive: None, settings: Any, caplog: Any
 ) -> None:
     chat.fail_next = 1
     held()
@@ -182,6 +182,8 @@ def test_a_failed_chat_post_is_retried_later_without_mailing_twice(
     notify.notifications_send()
     notification = Notification.objects.get()
     first = (notification.sent_at, notification.attempts, len(chat.texts), len(mail.outbox))
+    assert notification.last_error == "chat: HTTPError"  # the webhook URL is a credential: never recorded
+    assert settings.NOTIFY_CHAT_WEBHOOK_URL not in caplog.text
     notify.notifications_send()  # not due yet: backs off
     notify.notifications_send(now=timezone.now() + timedelta(minutes=2))
 
