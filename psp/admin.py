@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from provision.admin_base import ReadOnlyAdmin
+from provision.admin_base import AuditedChangesAdmin, ReadOnlyAdmin
 from psp import health
 from psp.models import InstitutionMapping, PspCircuit, PspRoute, Transfer, WebhookEvent
 
@@ -61,7 +61,7 @@ class PspCircuitAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PspRoute)
-class PspRouteAdmin(admin.ModelAdmin):
+class PspRouteAdmin(AuditedChangesAdmin):
     """Which adapter pays which corridor: the most specific institution pattern first, then priority."""
 
     list_display = ("currency", "institution", "psp", "priority", "enabled", "note")

@@ -19,6 +19,7 @@ from orders.tests.factories import OrderFactory
 from provision import runtime
 from provision.models import NodeSettings
 from provision.testing import admin_client
+from psp.models import PspRoute
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/provision/nodesettings/1/change/"
@@ -135,3 +136,24 @@ def test_a_maker_checker_threshold_set_in_admin_needs_a_second_user() -> None:
 
     with pytest.raises(SecondApproverRequired):
         order_check_payout_allowed(order=order, actor=payer)
+
+
+def test_the_settings_role_changes_a_psp_route_and_history_shows_old_and_new() -> None:
+    route = PspRoute.objects.create(currency="GHS", institution="*", psp="sandbox", priority=100)
+    client = settings_user()
+
+    posted = client.post(
+        f"/admin/psp/psproute/{route.pk}/change/",
+        {
+            "currency": "GHS",
+            "institution": "*",
+            "psp": "sandbox",
+            "priority": "5",
+            "enabled": "on",
+            "note": "",
+        },
+    )
+
+    assert posted.status_code == 302
+    assert PspRoute.objects.get(pk=route.pk).priority == 5
+    assert LogEntry.objects.get().get_change_message() == "Changed priority: 100 -> 5"
