@@ -1,5 +1,6 @@
 """The ``settings`` staff role (issue 19): changes the runtime settings and the PSP routes; and every role sees
-heartbeats, notifications and the runtime settings.
+heartbeats, notifications, the runtime settings and the worker's task results (the health strip links to
+them: the failed tasks and the worker's last finished task).
 
 settings  views and changes the runtime settings row (mode, manual policy, approval timeout, limits, review,
           maker-checker and critical-balance thresholds) and adds, changes and deletes PSP routes; sees the
@@ -12,6 +13,8 @@ The permissions are created here when missing: Django creates them only after th
 from django.db import migrations
 
 SEEN_BY_EVERY_ROLE = [
+    ("django_q", "success", "view"),
+    ("django_q", "failure", "view"),
     ("provision", "heartbeat", "view"),
     ("provision", "notification", "view"),
     ("provision", "nodesettings", "view"),
@@ -62,6 +65,7 @@ class Migration(migrations.Migration):
         ("provision", "0004_node_settings_notifications"),
         ("orders", "0011_routes_visible"),
         ("psp", "0010_psp_recipient"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

@@ -143,3 +143,15 @@ def test_no_strip_before_login(client: Client) -> None:
 
     assert page.status_code == 200
     assert b'id="health-strip"' not in page.content
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "payer"])
+def test_every_strip_link_opens_its_list_for_each_order_role(role: str) -> None:
+    user = User.objects.create_user(username=f"{role}-1", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client = admin_client(user)
+    links = [url for _level, url in strip(client.get("/admin/").content).values()]
+
+    answers = {url: client.get(url, follow=True).status_code for url in links}
+
+    assert answers == dict.fromkeys(links, 200)
