@@ -62,6 +62,17 @@ class NodeControlAdmin(admin.ModelAdmin):
         control = NodeControl.current()
         return HttpResponseRedirect(reverse("admin:provision_nodecontrol_change", args=[control.pk]))
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        # Nothing to save here: the strip's button is the one way to pause or resume.
+        no_save = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().changeform_view(request, object_id, form_url, {**(extra_context or {}), **no_save})
+
     def toggle_view(self, request: HttpRequest) -> HttpResponse:
         """Pause (``paused=1``, optional ``reason``) or resume (``paused=0``), then go back."""
         if not self.has_change_permission(request):

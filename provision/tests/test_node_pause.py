@@ -94,3 +94,12 @@ def test_a_viewer_sees_the_state_but_no_button() -> None:
     assert b'id="node-pause"' not in page.content
     assert refused.status_code == 403
     assert not NodeControl.objects.filter(paused=True).exists()
+
+
+def test_the_switch_page_has_no_save_button_only_the_strip_button() -> None:
+    client = operator()
+
+    page = client.get("/admin/provision/nodecontrol/", follow=True)
+
+    assert b'name="_save"' not in page.content
+    assert b'id="node-pause"' in page.content
