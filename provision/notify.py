@@ -96,6 +96,12 @@ def notification_open_for_order(*, order: Order, kind: str) -> Notification | No
     )
 
 
+def _open_subjects(kind: str) -> set[str]:
+    return set(
+        Notification.objects.filter(kind=kind, resolved_at__isnull=True).values_list("subject", flat=True)
+    )
+
+
 def _resolve(kind: str, still_open: set[str], now: datetime) -> int:
     return (
         Notification.objects.filter(kind=kind, resolved_at__isnull=True)
@@ -118,8 +124,10 @@ def notifications_scan(*, now: datetime | None = None) -> int:
         kinds[OrderStatus.RECEIVED] = NotificationKind.OFFER
     for status, kind in kinds.items():
         orders = list(Order.objects.filter(status=status).order_by("pk")[:SCAN_LIMIT])
+        told = _open_subjects(kind)
         for order in orders:
-            opened += notification_open_for_order(order=order, kind=kind) is not None
+            if str(order.pk) not in told:
+                opened += notification_open_for_order(order=order, kind=kind) is not None
         if len(orders) < SCAN_LIMIT:
             _resolve(kind, {str(order.pk) for order in orders}, now)
     if not staff_offers:
@@ -172,8 +180,10 @@ def notifications_scan(*, now: datetime | None = None) -> int:
     for kind, subjects in conditions.items():
         if kind in (*ORDER_KINDS.values(), NotificationKind.OFFER, NotificationKind.DIGEST):
             continue
+        told = _open_subjects(kind) if subjects else set()
         for subject, (text, path) in subjects.items():
-            opened += notification_open(kind=kind, subject=subject, text=text, path=path) is not None
+            if subject not in told:
+                opened += notification_open(kind=kind, subject=subject, text=text, path=path) is not None
         _resolve(kind, set(subjects), now)
     return opened
 

@@ -246,3 +246,14 @@ def test_without_channels_a_notification_is_recorded_and_marked_sent(worker_aliv
     notification = Notification.objects.get()
     assert notification.sent_at is not None
     assert mail.outbox == []
+
+
+def test_a_rescan_costs_the_same_few_queries_however_many_orders_wait(
+    worker_alive: None, django_assert_max_num_queries: Any
+) -> None:
+    for _ in range(30):
+        held()
+    notify.notifications_scan()
+
+    with django_assert_max_num_queries(25):
+        notify.notifications_scan()
