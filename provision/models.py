@@ -14,6 +14,7 @@ UsedSignature  signatures of timestamped inbound requests seen inside the replay
 
 from __future__ import annotations
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -72,7 +73,7 @@ class NodeSettings(models.Model):
     )
     manual_policy = models.CharField(max_length=8, blank=True, choices=[("hold", "hold"), ("staff", "staff")])
     manual_approval_timeout = models.PositiveIntegerField(
-        null=True, blank=True, verbose_name="approval timeout (seconds)"
+        null=True, blank=True, validators=[MinValueValidator(1)], verbose_name="approval timeout (seconds)"
     )
     min_order_amount = models.CharField(max_length=255, blank=True)
     max_order_amount = models.CharField(max_length=255, blank=True)

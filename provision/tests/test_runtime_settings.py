@@ -157,3 +157,13 @@ def test_the_settings_role_changes_a_psp_route_and_history_shows_old_and_new() -
     assert posted.status_code == 302
     assert PspRoute.objects.get(pk=route.pk).priority == 5
     assert LogEntry.objects.get().get_change_message() == "Changed priority: 100 -> 5"
+
+
+def test_an_approval_timeout_of_zero_is_refused() -> None:
+    client = settings_user()
+    client.get("/admin/provision/nodesettings/")
+
+    posted = client.post(URL, {**EMPTY_FORM, "manual_approval_timeout": "0"})
+
+    assert posted.status_code == 200
+    assert NodeSettings.objects.get(pk=1).manual_approval_timeout is None
