@@ -32,3 +32,11 @@ def api_client() -> object:
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _runtime_settings_read_afresh() -> None:
+    """The runtime settings row is cached per process for a few seconds: each test reads its own."""
+    from provision import runtime
+
+    runtime.forget()

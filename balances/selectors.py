@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBalance
 from balances.money import to_wire
+from provision import runtime
 
 # The ``psp`` of an ADJUST that corrects the book to the PSPs' readings (``services.balance_drift_book``).
 DRIFT_BOOKING_PSP = "psp-readings"
@@ -132,7 +133,7 @@ def balance_drifts(*, currencies: Iterable[str]) -> dict[str, Drift]:
 
 
 def threshold_for(*, currency: str) -> Decimal | None:
-    table = settings.CRITICAL_BALANCE_THRESHOLD
+    table = runtime.current().critical_balance_threshold
     return table.get(currency, table.get("*"))
 
 
@@ -154,7 +155,7 @@ def node_info() -> dict[str, Any]:
             "version": settings.NODE_VERSION,
             "lastUpdated": (last_updated or timezone.now()).isoformat(),
             "totalPSPs": len(settings.PSP),
-            "mode": settings.PROVISION_MODE,
+            "mode": runtime.current().provision_mode,
         },
         "totalBalances": {
             currency: {

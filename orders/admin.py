@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -35,7 +34,7 @@ from orders.models import (
     OutboxStatus,
     ReviewListEntry,
 )
-from provision import formatting
+from provision import formatting, runtime
 from provision.admin_base import ReadOnlyAdmin
 from provision.csv_export import CsvExportMixin
 from provision.errors import ApplicationError
@@ -626,7 +625,7 @@ class OrderAdmin(FinancialReportMixin, CsvExportMixin, admin.ModelAdmin):
     def buttons_for(self, request: HttpRequest, order: Order) -> list[tuple[str, str]]:
         """The actions this user may take on this order now, driven by the state machine."""
         available = {t.name for t in order.get_available_status_transitions()}  # type: ignore[attr-defined]
-        staff_policy = settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff"
+        staff_policy = runtime.current().staff_policy
         candidates = [
             ("accept_orders", "Accept", "begin_accept" in available and staff_policy, "approve"),
             ("decline_orders", "Decline…", "decline" in available, "approve"),

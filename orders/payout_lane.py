@@ -35,6 +35,7 @@ from django.db import DatabaseError, close_old_connections
 
 from orders import services as order_services
 from orders import workflow
+from provision import notify
 from provision.models import Heartbeat
 from psp import registry
 from psp import services as psp_services
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 BALANCE_RETRY_CAP_SECONDS = 60.0
 HEARTBEAT_EVERY_SECONDS = 5.0
+# The lane also scans and sends notifications once a minute, so a silent worker is still reported (the
+# worker's own minute scan cannot report itself) and notifications flow while either process runs.
+NOTIFY_EVERY_SECONDS = 60.0
 CLAIM_GATHER_SECONDS = 0.05  # after an item finishes, before looking for due work (see PayoutLane.run)
 LANE = "payout_lane"
 
@@ -107,6 +111,7 @@ class PayoutLane:
         self.balances = BalanceTimer()
         self.in_flight: set[Future[None]] = set()
         self.beat_at = 0.0
+        self.notify_at = 0.0
 
     def _heartbeat(self) -> None:
         """Tell readiness (``/health/ready``) this lane is alive, every few seconds."""
@@ -119,11 +124,20 @@ class PayoutLane:
         except DatabaseError:
             logger.warning("payout_lane.heartbeat_failed")
 
+    def _notify(self, pool: ThreadPoolExecutor) -> None:
+        """Once a minute, in a pool thread (a chat post may take seconds): ``provision.notify``."""
+        now = time.monotonic()
+        if now - self.notify_at < NOTIFY_EVERY_SECONDS:
+            return
+        self.notify_at = now
+        self._submit(pool, notify.notifications_watch, "notifications")
+
     def run(self, stop: threading.Event) -> None:
         logger.info("payout_lane.started", extra={"threads": self.threads, "poll": self.poll})
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="payout") as pool:
             while not stop.is_set():
                 self._heartbeat()
+                self._notify(pool)
                 if self._claim(pool):
                     continue  # more may be due than there were free threads: look again at once
                 if not self.in_flight:

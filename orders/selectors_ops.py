@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from balances import selectors as balance_selectors
 from orders.models import FINAL_STATES, Order, OrderStatus
+from provision import runtime
 
 STUCK_AFTER = timedelta(minutes=5)
 
@@ -57,9 +57,7 @@ def ops_queue(*, now: datetime | None = None, limit: int = 20) -> list[QueueSect
     result = []
     for key, title, condition, ordering in sections:
         queryset = Order.objects.filter(condition)
-        if key == "received" and not (
-            settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff"
-        ):
+        if key == "received" and not runtime.current().staff_policy:
             queryset = queryset.none()
         result.append(QueueSection(key, title, list(queryset.order_by(ordering)[:limit]), queryset.count()))
     return result

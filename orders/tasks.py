@@ -15,7 +15,7 @@ from django_q.models import Success
 
 from orders import services, workflow
 from orders.models import Order, OrderStatus
-from provision import queue, scheduling
+from provision import queue, runtime, scheduling
 from provision.models import UsedSignature
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def due_work(*, now: datetime, received_late_after: timedelta = RECEIVED_LATE_AF
     """The accept-lane tasks a lost task or a crash may have left undone: late received orders, accepts
     past their window, and the outbox. (The payout lane finds its own due work in the database.)"""
     work: list[DueTask] = []
-    if not (settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff"):
+    if not runtime.current().staff_policy:
         received = Order.objects.filter(
             status=OrderStatus.RECEIVED, accept_deadline__gt=now, received_at__lte=now - received_late_after
         )

@@ -180,3 +180,7 @@ def parse_database_url(raw: str) -> dict[str, Any]:
 
 def parse_cache_url(raw: str) -> dict[str, Any]:
     return dict(env.cache_url_config(raw))
+
+
+def parse_email_url(raw: str) -> dict[str, Any]:
+    return dict(env.email_url_config(raw))

@@ -59,6 +59,9 @@ SECRET_SETTINGS = (
     "AIRTEL_CALLBACK_SECRET",
     "SANDBOX_WEBHOOK_SECRET",
     "METRICS_TOKEN",
+    # A Slack-style webhook URL is its own credential; the mail password comes from EMAIL_URL.
+    "NOTIFY_CHAT_WEBHOOK_URL",
+    "EMAIL_HOST_PASSWORD",
 )
 REDACTED = "[REDACTED]"
 _MIN_SECRET_LENGTH = 8  # shorter values would redact ordinary words

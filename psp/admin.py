@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from provision import formatting
-from provision.admin_base import ReadOnlyAdmin
+from provision.admin_base import AuditedChangesAdmin, ReadOnlyAdmin
 from provision.csv_export import CsvExportMixin
 from psp import exports, health
 from psp.models import InstitutionMapping, PspCircuit, PspRoute, Transfer, WebhookEvent
@@ -73,7 +73,7 @@ class PspCircuitAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PspRoute)
-class PspRouteAdmin(admin.ModelAdmin):
+class PspRouteAdmin(AuditedChangesAdmin):
     """Which adapter pays which corridor: the most specific institution pattern first, then priority."""
 
     list_display = ("currency", "institution", "psp", "priority", "enabled", "note")

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from orders.models import Order, OrderStatus, OutboxKind
 from orders.services import outbox
 from orders.services.common import order_lock
 from orders.services.decide import order_needs_staff_approval
+from provision import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -205,21 +205,23 @@ def order_apply_accepted(*, order_pk: int, accepted: AcceptedOrder, now: datetim
         )
         order.save()
         order.hold(
-            until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT), description="Amount mismatch"
+            until=now + timedelta(seconds=runtime.current().manual_approval_timeout),
+            description="Amount mismatch",
         )
         order.save()
         return order
     if not order.account_identifier:
         order.save()
         order.hold(
-            until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT), description="No recipient"
+            until=now + timedelta(seconds=runtime.current().manual_approval_timeout),
+            description="No recipient",
         )
         order.save()
         return order
     order.save()
     if order_needs_staff_approval(order=order):
         order.hold(
-            until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT),
+            until=now + timedelta(seconds=runtime.current().manual_approval_timeout),
             description="Held for staff approval",
         )
     else:

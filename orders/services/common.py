@@ -8,7 +8,6 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from balances import services as balance_services
 from orders.clients.aggregator import fulfil_payload
 from orders.models import Order, OrderStatus, OutboxKind
 from orders.services import outbox
+from provision import runtime
 from provision.errors import Conflict, NotFound
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def order_check_payout_allowed(*, order: Order, actor: AbstractBaseUser | None) 
     recorded by ``order_approve_payout``. Automatic payouts (no actor) pass.
     Raises SecondApproverRequired.
     """
-    threshold = limit_for(settings.MAKER_CHECKER_ABOVE, order.currency)
+    threshold = limit_for(runtime.current().maker_checker_above, order.currency)
     if actor is None or threshold is None or order.amount <= threshold:
         return
     if order.approved_by_id is None:

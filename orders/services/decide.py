@@ -15,6 +15,7 @@ from balances import services as balance_services
 from orders.models import DeclineReason, Order, OrderStatus, OutboxKind, ReviewListEntry
 from orders.services import outbox
 from orders.services.common import limit_for, order_lock
+from provision import runtime
 from provision.models import NodeControl
 from psp import services as psp_services
 from psp.base import AmountRefusal
@@ -34,10 +35,11 @@ def order_decline_reason(*, order: Order, now: datetime) -> str | None:
         return DeclineReason.ORDER_EXPIRED
     if order.currency not in settings.CURRENCIES:
         return DeclineReason.UNSUPPORTED_CURRENCY
-    minimum = limit_for(settings.MIN_ORDER_AMOUNT, order.currency)
+    rules = runtime.current()
+    minimum = limit_for(rules.min_order_amount, order.currency)
     if minimum is not None and order.amount < minimum:
         return DeclineReason.AMOUNT_BELOW_MINIMUM
-    maximum = limit_for(settings.MAX_ORDER_AMOUNT, order.currency)
+    maximum = limit_for(rules.max_order_amount, order.currency)
     if maximum is not None and order.amount > maximum:
         return DeclineReason.AMOUNT_ABOVE_MAXIMUM
     able, healthy = psp_services.psp_payable(
@@ -63,9 +65,10 @@ def order_decline_reason(*, order: Order, now: datetime) -> str | None:
 
 def order_needs_staff_approval(*, order: Order) -> bool:
     """Manual mode, an amount above MANUAL_REVIEW_ABOVE, or a recipient on the review list."""
-    if settings.PROVISION_MODE == "manual":
+    rules = runtime.current()
+    if rules.provision_mode == "manual":
         return True
-    threshold = limit_for(settings.MANUAL_REVIEW_ABOVE, order.currency)
+    threshold = limit_for(rules.manual_review_above, order.currency)
     if threshold is not None and order.amount > threshold:
         return True
     return ReviewListEntry.objects.filter(
@@ -103,11 +106,13 @@ def order_decide(
         order.expire(at=now, by=actor, description="Not accepted within the order request window")
         order.save()
         return order
-    if actor is None and settings.PROVISION_MODE == "manual" and settings.MANUAL_POLICY == "staff":
-        return order  # staff accept or decline it from admin
+    # Paused declines every offer the node decides by itself, under every mode and policy (before the staff
+    # policy leaves an offer waiting for staff: a paused node keeps nobody waiting).
     if actor is None and NodeControl.objects.filter(pk=1, paused=True).exists():
         _decline_locked(order, reason=DeclineReason.NODE_PAUSED, now=now, actor=None)
         return order
+    if actor is None and runtime.current().staff_policy:
+        return order  # staff accept or decline it from admin
     reason = order_decline_reason(order=order, now=now)
     if reason is not None:
         _decline_locked(order, reason=reason, now=now, actor=actor)

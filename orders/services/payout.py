@@ -30,6 +30,7 @@ from orders.services.common import (
     refuse,
     report_fulfil,
 )
+from provision import runtime
 from psp import services as psp_services
 from psp.name_check import NameCheck, name_check_log
 
@@ -66,7 +67,7 @@ def _start_payout_locked(*, order_pk: int, actor: AbstractBaseUser | None, check
         name_check_log(check=check, order=order, held=hold)
         if hold:
             order.hold(
-                until=now + timedelta(seconds=settings.MANUAL_APPROVAL_TIMEOUT),
+                until=now + timedelta(seconds=runtime.current().manual_approval_timeout),
                 by=actor,
                 description=check.description(expected=order.account_name),
             )

@@ -18,6 +18,7 @@ from provision.env import (
     parse_currencies,
     parse_database_url,
     parse_decimal,
+    parse_email_url,
     parse_int_non_negative,
     parse_list,
     parse_port,
@@ -766,6 +767,53 @@ WORKER_HEARTBEAT_MAX_AGE = setting(
     parse_positive_int,
     default=3 * 60 * max(1, ORDER_POLL_INTERVAL // 60),
     expected="seconds since the worker last finished a task before /health/ready fails",
+)
+
+# --- Notifications (provision.notify) ---------------------------------------------------------------------
+# Events that need a person go to email and/or a Slack-compatible chat webhook, each once, from the worker.
+ADMIN_BASE_URL = setting(
+    "ADMIN_BASE_URL",
+    parse_url,
+    default="http://127.0.0.1:8000",
+    expected="the URL staff reach this node at (links in notifications), e.g. https://node.example.com",
+)
+NOTIFY_EMAIL_TO: list[str] = setting(
+    "NOTIFY_EMAIL_TO", parse_list, default=[], expected="comma-separated addresses (empty: no email)"
+)
+DEFAULT_FROM_EMAIL = setting(
+    "NOTIFY_EMAIL_FROM", str, default="provision-node@localhost", expected="the From address of notifications"
+)
+_email = setting(
+    "EMAIL_URL",
+    parse_email_url,
+    default=parse_email_url("smtp://127.0.0.1:25"),
+    expected="an email URL such as smtp+tls://user:password@smtp.example.com:587 or consolemail://",
+)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "127.0.0.1"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_TIMEOUT = 10
+NOTIFY_CHAT_WEBHOOK_URL = setting(
+    "NOTIFY_CHAT_WEBHOOK_URL",
+    parse_url,
+    default="",
+    expected='a Slack-compatible incoming webhook URL (JSON {"text": ...}; empty: no chat)',
+)
+NOTIFY_RATE_LIMIT = setting(
+    "NOTIFY_RATE_LIMIT",
+    parse_positive_int,
+    default=30,
+    expected="messages per hour; beyond it the rest of a batch goes out as one digest",
+)
+NOTIFY_OUTBOX_BACKLOG_AFTER = setting(
+    "NOTIFY_OUTBOX_BACKLOG_AFTER",
+    parse_positive_int,
+    default=300,
+    expected="seconds a call to the aggregator may wait before the outbox counts as backing up",
 )
 
 # --- Secrets: outside DEBUG, no placeholder and nothing short ------------------------------------------

@@ -25,11 +25,12 @@ from provision.testing import admin_client
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("superuser", "no_group", "viewer", "operator", "payer")
+ROLES = ("superuser", "no_group", "viewer", "operator", "payer", "settings")
 EVERYONE = frozenset(ROLES)
 SUPERUSER = frozenset({"superuser"})
 OPERATOR = frozenset({"superuser", "operator"})
 PAYER = frozenset({"superuser", "payer"})
+SETTINGS = frozenset({"superuser", "settings"})
 NOBODY: frozenset[str] = frozenset()
 
 # "<app label>.<model>.<action>": the roles that may run it.
@@ -49,7 +50,7 @@ ACTIONS = {
     "balances.balance.book_drift": PAYER,
     "psp.pspcircuit.close_circuits": OPERATOR,
     "psp.institutionmapping.delete_selected": SUPERUSER,
-    "psp.psproute.delete_selected": SUPERUSER,
+    "psp.psproute.delete_selected": SETTINGS,
     "auth.user.delete_selected": SUPERUSER,
     "auth.group.delete_selected": SUPERUSER,
     "axes.accessattempt.cleanup_expired_attempts": SUPERUSER,
@@ -69,8 +70,7 @@ ACTIONS = {
 ADD = {
     "orders.reviewlistentry": SUPERUSER,
     "psp.institutionmapping": SUPERUSER,
-    "psp.psproute": SUPERUSER,
-    "provision.nodecontrol": OPERATOR,
+    "psp.psproute": SETTINGS,
     "auth.user": SUPERUSER,
     "auth.group": SUPERUSER,
     "django_q.schedule": SUPERUSER,
@@ -149,7 +149,7 @@ def users() -> dict[str, User]:
         "superuser": User.objects.create_superuser(username="root", password="pw"),
         "no_group": User.objects.create_user(username="nogroup", password="pw", is_staff=True),
     }
-    for role in ("viewer", "operator", "payer"):
+    for role in ("viewer", "operator", "payer", "settings"):
         made[role] = User.objects.create_user(username=role, password="pw", is_staff=True)
         made[role].groups.add(Group.objects.get(name=role))
     return made
@@ -277,6 +277,16 @@ def staff_page(name: str, **query: str) -> Callable[[dict[str, Client], dict[str
 VIEWERS = frozenset({"superuser", "viewer", "operator", "payer"})
 
 
+def node_pause_toggle(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
+    """The Pause/Resume button: operators (and superusers) only; the node ends as it began."""
+    url = reverse("admin:provision_nodecontrol_toggle")
+    answers = {}
+    for role in ROLES:
+        answers[role] = clients[role].post(url, {"paused": "1", "reason": "drill"}).status_code
+        clients[role].post(url, {"paused": "0"})
+    return answers
+
+
 def order_transition(clients: dict[str, Client], users: dict[str, User]) -> dict[str, int]:
     raise AssertionError("checked per action by test_each_role_may_use_the_per_order_action_urls_of_its_job")
 
@@ -321,6 +331,10 @@ CUSTOM_URLS: dict[
     "otp_totp.totpdevice:otp_totp_totpdevice_qrcode": (
         totp_device_page("qrcode"),
         {role: 403 for role in ROLES},
+    ),
+    "provision.nodecontrol:provision_nodecontrol_toggle": (
+        node_pause_toggle,
+        {role: 302 if role in OPERATOR else 403 for role in ROLES},
     ),
     "site:two_factor": (two_factor_page, {role: 200 for role in ROLES}),
     "site:two_factor_verify": (two_factor_verify_page, {role: 302 for role in ROLES}),

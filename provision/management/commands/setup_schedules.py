@@ -19,6 +19,7 @@ class Command(BaseCommand):
             "purge_used_signatures": ("orders.tasks.purge_used_signatures", 60),
             "purge_task_results": ("orders.tasks.purge_task_results", 60),
             "purge_webhook_events": ("psp.tasks.webhook_events_purge", 60),
+            "notifications": ("provision.tasks.notifications_scan", 1),
         }
         # The balance sync is the payout lane's (a PSP call); a schedule left by an older version goes.
         Schedule.objects.filter(name="balances_sync").delete()
