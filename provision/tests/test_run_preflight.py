@@ -244,9 +244,9 @@ def test_run_migrates_after_the_checks_then_starts_the_three_processes(
         "python manage.py check --fail-level ERROR",
         "python manage.py migrate --no-input -v 0",
         "python manage.py collectstatic --no-input -v 0",
-        "python manage.py ensure_demo_user",
         "python manage.py setup_schedules",
         "python manage.py sync_balances",
+        "python manage.py ensure_demo_user",  # after the sync: the demo user books its opening balances
     ]
     assert set(calls[6:]) == {
         f"gunicorn provision.wsgi:application --bind 127.0.0.1:{free_port} --workers 2 --threads 4 "
