@@ -109,7 +109,11 @@ def test_an_ops_day_in_manual_mode_from_the_held_order_to_the_history(
     )
     order = Order.objects.get(order_id=offered.id)
     held_status = order.status
-    notified = list(Notification.objects.filter(subject=str(order.pk)).values_list("kind", "sent_at"))
+    notified = list(
+        Notification.objects.filter(kind=NotificationKind.HELD, subject=str(order.pk)).values_list(
+            "sent_at", flat=True
+        )
+    )
     mailed = [(message.subject, message.body) for message in mail.outbox]
 
     with sync_playwright() as p:
@@ -202,8 +206,8 @@ def test_an_ops_day_in_manual_mode_from_the_held_order_to_the_history(
 
     # Held by the node itself (manual mode, hold policy), told once, by mail.
     assert held_status == OrderStatus.HELD
-    assert [kind for kind, _ in notified] == [NotificationKind.HELD]
-    assert notified[0][1] is not None  # sent
+    assert len(notified) == 1
+    assert notified[0] is not None  # sent
     assert [subject for subject, _ in mailed] == ["Provision node: Payout held for approval"]
     assert f"{live_server.url}/admin/orders/order/{order.pk}/change/" in mailed[0][1]
     assert "Payout held for approval" in notifications_text
