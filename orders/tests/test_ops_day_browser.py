@@ -257,6 +257,7 @@ def test_an_ops_day_in_manual_mode_from_the_held_order_to_the_history(
     assert "ada\tApproved the payout through the PSP, now paying" in order_history
     assert "ada\tPaused: Bank holiday" in switch_history
     assert "ada\tResumed" in switch_history
+    # Pay, pause, resume; the CSV export changes nothing and writes no history (docs/operations.md).
     assert list(
         LogEntry.objects.filter(user=user).order_by("pk").values_list("content_type__model", flat=True)
     ) == ["order", "nodecontrol", "nodecontrol"]
