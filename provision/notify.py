@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from balances import selectors as balance_selectors
 from orders.models import Order, OrderStatus, OutboxMessage, OutboxStatus
-from provision import queue, runtime
+from provision import formatting, queue, runtime
 from provision.metrics_export import worker_last_task_at
 from provision.models import Heartbeat, NodeControl, Notification, NotificationKind
 from psp.models import CircuitState, PspCircuit
@@ -83,7 +83,7 @@ def notification_open(*, kind: str, subject: str, text: str, path: str) -> Notif
 
 def notification_open_for_order(*, order: Order, kind: str) -> Notification | None:
     text = ORDER_TEXT[kind].format(
-        amount=order.amount,
+        amount=formatting.money_amount(order.amount, order.currency),  # as every admin page writes it
         currency=order.currency,
         order_id=order.order_id,
         reason=f"approve by {order.hold_until:%H:%M:%S %Z}" if order.hold_until else "",

@@ -47,13 +47,20 @@ FLAGS = [
 ]
 
 
+# The data migrations that make or widen the staff roles, in the order they run, each with its forward step.
+ROLE_MIGRATIONS = [
+    ("orders.migrations.0009_staff_roles_actions", "set_roles"),
+    ("provision.migrations.0005_settings_role", "add_roles"),  # every role sees notifications, heartbeats...
+    ("orders.migrations.0012_payer_books_balance_drift", "grant"),
+]
+
+
 def staff_role(name: str) -> Group:
-    """The role as the data migration made it. A transactional test empties the tables when it ends, the
-    migration's rows with them, and one may have run before this one: the role is made again if so."""
-    roles = importlib.import_module("orders.migrations.0009_staff_roles_actions")
-    group, _ = Group.objects.get_or_create(name=name)
-    group.permissions.set([roles.permission(django_apps, *grant) for grant in roles.ROLES[name]])
-    return group
+    """The role as the data migrations left it. A transactional test empties the tables when it ends, the
+    migrations' rows with them, and one may have run before this one: the roles are made again if so."""
+    for module, step in ROLE_MIGRATIONS:
+        getattr(importlib.import_module(module), step)(django_apps, None)
+    return Group.objects.get(name=name)
 
 
 def totp_now(base32_key: str) -> str:

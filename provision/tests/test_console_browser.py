@@ -24,7 +24,7 @@ from orders.tests.factories import OrderFactory
 from orders.tests.test_admin import held_order
 from orders.tests.test_admin_browser import CHROMIUM, FLAGS, Browser, assert_csp_held, staff_role, totp_now
 from provision import notify
-from provision.models import Heartbeat, NodeControl, Notification
+from provision.models import Heartbeat, NodeControl, Notification, NotificationKind
 
 pytestmark = [
     pytest.mark.e2e,
@@ -141,6 +141,6 @@ def test_an_ops_person_reads_the_strip_pauses_the_node_and_changes_a_setting(
     assert resumed_strip == "Node running"
     assert NodeControl.objects.get(pk=1).paused is False
     assert held.order_id[:8] in notifications or "Payout held for approval" in notifications
-    assert Notification.objects.filter(subject=str(held.pk)).count() == 1
+    assert Notification.objects.filter(kind=NotificationKind.HELD, subject=str(held.pk)).count() == 1
     assert "manual_approval_timeout: (environment: 240) -> 120" in history
     assert_csp_held(tab)

@@ -257,3 +257,13 @@ def test_a_rescan_costs_the_same_few_queries_however_many_orders_wait(
 
     with django_assert_max_num_queries(25):
         notify.notifications_scan()
+
+
+def test_a_held_order_is_told_with_its_amount_written_as_admin_writes_it(worker_alive: None) -> None:
+    order = OrderFactory.create(amount=Decimal("45000"), currency="NGN")
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.HELD)
+
+    notify.notifications_watch()
+
+    text = Notification.objects.get(kind=NotificationKind.HELD).text
+    assert text == f"Payout held for approval: 45,000.00 NGN, order {order.order_id}"
