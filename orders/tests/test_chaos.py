@@ -707,7 +707,8 @@ def test_two_qcluster_workers_draining_one_backlog_process_every_order_exactly_o
         line for log in lines.values() for line in log if line.get("event") == "order.decide_skipped"
     ] == []
     assert set(Task.objects.values_list("attempt_count", flat=True)) <= {1}
-    assert (Failure.objects.count(), OrmQ.objects.count()) == (0, 0)
+    failed = [(f.func, str(f.result)[:500]) for f in Failure.objects.all()]  # what failed, when one does
+    assert (len(failed), OrmQ.objects.count()) == (0, 0), failed
     events = ("order.accepted", "outbox.delivered")  # the accept lane's log events
     worked = [sum(line.get("event") in events for line in log) for log in lines.values()]
     assert all(worked), f"both clusters should have drained the backlog: {worked} log lines"
