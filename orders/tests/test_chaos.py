@@ -61,6 +61,7 @@ from psp import registry
 from psp.base import PayoutRequest, PayoutResult, PspUnavailable
 from psp.models import SandboxPayout, Transfer, TransferStatus
 from psp.sandbox import SandboxAdapter
+from psp.services import transfers as psp_transfers
 from psp.tests.helpers import run_lane
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(transaction=True)]
@@ -278,7 +279,15 @@ def _diagnose(order: Order) -> dict[str, Any]:
             )
             for m in OutboxMessage.objects.filter(order=order)
         ],
-        "transfers": list(Transfer.objects.filter(order=order).values_list("status", "sends")),
+        "transfers": [
+            (
+                t.status,
+                t.sends,
+                None if t.next_check_at is None else round((t.next_check_at - now).total_seconds()),
+                None if t.last_sent_at is None else round((now - t.last_sent_at).total_seconds()),
+            )
+            for t in Transfer.objects.filter(order=order)
+        ],
     }
 
 
@@ -349,8 +358,11 @@ def test_crash_anywhere_kill9_worker_every_accepted_order_ends_fulfilled_or_canc
             )
 
         # Redelivery of a task a killed worker had claimed waits for django-q's retry (90 s); the sweep
-        # runs every minute; outbox leases last 60 s. 150 s covers the slowest path once.
-        converged = wait_until(settled, timeout=150, interval=0.5)
+        # runs every minute; outbox leases last 60 s. A transfer the killed payout lane had claimed waits
+        # for its claim lease, then a read, then (the send lease run out) a re-send, with reads backed off
+        # by up to CHECK_BACKOFF_CAP between: the slowest path once, plus a minute of slack.
+        slowest = psp_transfers.CLAIM_LEASE + psp_transfers.SEND_LEASE + psp_transfers.CHECK_BACKOFF_CAP
+        converged = wait_until(settled, timeout=max(150, slowest.total_seconds() + 60), interval=0.5)
 
     stuck = {o.order_id: _diagnose(o) for o in unfinished()}
     assert converged, f"not settled after the last restart: {stuck}; trials {trials}"
