@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -20,8 +20,14 @@ from balances.models import Balance, BalanceAlert, EntryKind, LedgerEntry, PspBa
 from balances.money import MONEY_DECIMAL_PLACES
 from provision.errors import Conflict, Refused
 
-if TYPE_CHECKING:
-    from orders.models import Order
+
+class Order(Protocol):
+    """What the ledger reads of an order (balances sits below orders and never imports it)."""
+
+    pk: Any
+    amount: Decimal
+    currency: str
+
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +88,7 @@ def _apply(
         amount=amount,
         total_delta=total_delta,
         reserved_delta=reserved_delta,
-        order=order,
+        order_id=None if order is None else order.pk,
         actor=actor,  # type: ignore[misc]
         psp=psp,
         reason=reason[:255],
