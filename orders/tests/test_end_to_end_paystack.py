@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 from django.conf import settings
-from pytest_httpserver import HTTPServer
 
 from balances import services as balance_services
 from devtools.aggregator_sim import AggregatorSimulator
@@ -21,7 +20,7 @@ from devtools.processes import node_env_for_tests, run_node
 from orders.models import Order, OrderStatus
 from psp.models import InstitutionMapping, PspRecipient, Transfer
 from psp.tests.conformance.fakes.paystack import PaystackFake
-from psp.tests.conformance.kit import Status
+from psp.tests.conformance.kit import Status, served
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -39,15 +38,8 @@ def simulator() -> Iterator[Any]:
 
 @pytest.fixture
 def paystack() -> Iterator[PaystackFake]:
-    server = HTTPServer(host="127.0.0.1", threaded=True)  # several node processes call it at once
-    server.start()
-    fake = PaystackFake(server)
-    fake.install()
-    try:
+    with served(PaystackFake) as fake:
         yield fake
-    finally:
-        server.clear()
-        server.stop()
 
 
 def wait_for(condition: Any, *, timeout: float, what: str) -> None:

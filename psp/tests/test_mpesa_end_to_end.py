@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from pytest_httpserver import HTTPServer
 
 from balances import services as balance_services
 from devtools.aggregator_sim import AggregatorSimulator
@@ -21,7 +20,7 @@ from devtools.processes import node_env_for_tests, run_node
 from orders.models import Order, OrderStatus
 from psp.models import DarajaRequest, DarajaRequestKind, DarajaToken, Transfer, TransferStatus
 from psp.tests.conformance.fakes.mpesa import MpesaFake
-from psp.tests.conformance.kit import Send
+from psp.tests.conformance.kit import Send, served
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,14 +35,8 @@ def simulator() -> Iterator[Any]:
 
 @pytest.fixture
 def mpesa() -> Iterator[MpesaFake]:
-    """The fake on its own threaded server: web, worker and payout lane may call it at once."""
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    fake = MpesaFake(server)
-    fake.install()
-    yield fake
-    server.clear()
-    server.stop()
+    with served(MpesaFake) as fake:
+        yield fake
 
 
 def test_kes_mpesa_order_goes_from_new_order_to_fulfilled_success(

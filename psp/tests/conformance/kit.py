@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pytest_httpserver import HTTPServer
 
@@ -191,3 +192,21 @@ class PspFake(abc.ABC):
 def fake_id(fake: type[PspFake]) -> str:
     """The fake's test id: its adapter's name, with its variant when it has one."""
     return f"{fake.name}-{fake.variant}" if fake.variant else fake.name
+
+
+F = TypeVar("F", bound=PspFake)
+
+
+@contextmanager
+def served(fake_class: type[F]) -> Iterator[F]:
+    """A fake on its own threaded server, installed: a running node's web, worker and payout lane may
+    call it at once (the end-to-end tests)."""
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    fake = fake_class(server)
+    fake.install()
+    try:
+        yield fake
+    finally:
+        server.clear()
+        server.stop()
