@@ -6,7 +6,7 @@
 * ``node_env``: the node's environment. Production settings (``provision.settings.base``) with their
   defaults: the bench sets only what a deployment must set (credentials, database, aggregator, PSP) and
   the aggregator's accept window (``ORDER_REQUEST_VALIDITY=10``, the aggregator's example configuration).
-* ``MemorySampler``: RSS and PSS of the web, worker and payout-lane process trees every 0.5 s, with each
+* ``MemorySampler``: RSS and PSS of the web and worker process trees every 0.5 s, with each
   process's share at the moment the total peaked.
 * ``python_speed_ms``: the CPU time of a fixed pure-Python workload, to scale the CPU-bound targets.
 """

@@ -2,8 +2,8 @@
 PostgreSQL.
 
 Every scenario runs the default deployment (``provision.settings.base`` with its defaults: gunicorn as
-``gunicorn.conf.py`` and ``devtools.processes.run_node`` start it, 2 workers x 4 threads; the django-q2
-worker, ``WORKER_PROCESSES``; the payout lane, ``PAYOUT_LANE_THREADS``) on a fresh copy of a migrated
+``gunicorn.conf.py`` and ``devtools.processes.run_node`` start it, 2 workers x 4 threads; ``manage.py
+worker``: django-q2's cluster, ``WORKER_PROCESSES``, and the payout lane, ``PAYOUT_LANE_THREADS``) on a fresh copy of a migrated
 database, with the aggregator simulator as the aggregator (accept window 10 s, as in the aggregator's
 example configuration: the node's ``ORDER_REQUEST_VALIDITY=10``). See ``bench.scenarios``.
 
@@ -21,7 +21,7 @@ small box   SQLite                10 orders/s for 60 s, every node process pinne
 
 The Lenco simulator (``devtools.psp_sim``) answers each payout POST after 2.5 s and each read after 0.5 s,
 over real HTTP through the node's Lenco adapter. ``/tx_status`` is asked while orders flow (burst,
-sustained, steady); memory is sampled throughout (web + worker + payout lane, PSS).
+sustained, steady); memory is sampled throughout (web + worker, the payout lane in it; PSS).
 
 CPU-bound targets (steady, small box, ``/new_order`` p99, ``/tx_status`` p95) hold when the fixed Python
 workload (``bench.node.python_speed_ms``) takes 200 ms; on a slower machine (or day) they scale with it:

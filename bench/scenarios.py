@@ -106,13 +106,12 @@ def deployed(
             aggregator.node_url = node.url
             memory.watch("web", node.web.pid)
             memory.watch("worker", node.worker.pid if node.worker else None)
-            memory.watch("payout_lane", node.lane.pid if node.lane else None)
             try:
                 if with_worker:
                     _wait_funded(probe, node)
                 yield Deployment(node=node, probe=probe, aggregator=aggregator, psp=psp_sim)
             finally:
-                for role in ("web", "worker", "payout_lane"):
+                for role in ("web", "worker"):
                     memory.watch(role, None)
     finally:
         aggregator.stop()
@@ -338,7 +337,6 @@ def cpu_split(deployment: Deployment) -> dict[str, float]:
     parts = {
         "web": tree_cpu_seconds(node.web.pid),
         "worker": tree_cpu_seconds(node.worker.pid) if node.worker else 0.0,
-        "payout_lane": tree_cpu_seconds(node.lane.pid) if node.lane else 0.0,
         "database": cpu_seconds(_backends(database)) if deployment.probe.kind == "postgres" else 0.0,
         "bench": time.process_time(),
     }

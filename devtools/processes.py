@@ -1,5 +1,5 @@
-"""Run the node as production does (gunicorn web, the django-q2 worker and the payout lane) for
-end-to-end tests and benchmarks.
+"""Run the node as production does (gunicorn web; ``manage.py worker``: django-q2's cluster and the payout
+lane in one process tree) for end-to-end tests and benchmarks.
 
 Also: restart or add workers (chaos tests kill -9 a worker's process groups and start new ones), and
 read a process tree's memory from /proc (benchmarks).
@@ -36,27 +36,22 @@ class NodeProcesses:
     worker: subprocess.Popen[bytes] | None
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
-    lane: subprocess.Popen[bytes] | None = None
     extra_workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     worker_starts: int = 1
     prefix: tuple[str, ...] = ()  # a command every process is started through (``taskset -c 0``)
 
     def kill_worker(self) -> None:
-        """kill -9 the worker's whole process groups: the cluster with its children, and the payout lane
-        (a worker host that dies)."""
-        for process in (self.worker, self.lane):
-            if process is not None:
-                _kill_group(process, signal.SIGKILL)
-                process.wait(timeout=10)
+        """kill -9 the worker's whole process group: the payout lane, the cluster and its children (a
+        worker host that dies)."""
+        if self.worker is not None:
+            _kill_group(self.worker, signal.SIGKILL)
+            self.worker.wait(timeout=10)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        """Start a (new) main worker and payout lane; the previous ones must be dead or stopped."""
+        """Start a (new) main worker; the previous one must be dead or stopped."""
         self.worker_starts += 1
         self.worker = start_worker(
             self.env, self.log_dir, name=f"worker-{self.worker_starts}", prefix=self.prefix
-        )
-        self.lane = start_lane(
-            self.env, self.log_dir, name=f"payout-lane-{self.worker_starts}", prefix=self.prefix
         )
         return self.worker
 
@@ -66,25 +61,20 @@ class NodeProcesses:
         return self.start_worker()
 
     def stop_worker(self, timeout: float = 15.0) -> None:
-        """Stop the main worker and payout lane gracefully (SIGTERM to their groups), SIGKILL after
-        ``timeout``."""
-        for process in (self.worker, self.lane):
-            if process is not None:
-                _stop(process, timeout)
-        self.worker = self.lane = None
+        """Stop the main worker gracefully (SIGTERM to its main process), SIGKILL after ``timeout``."""
+        if self.worker is not None:
+            _stop(self.worker, timeout)
+        self.worker = None
 
     def add_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more qcluster and payout lane on the same database (several worker replicas)."""
+        """Start one more worker on the same database (several worker replicas)."""
         process = start_worker(self.env, self.log_dir, name=name, prefix=self.prefix)
-        self.extra_workers += [
-            process,
-            start_lane(self.env, self.log_dir, name=f"{name}-payout-lane", prefix=self.prefix),
-        ]
+        self.extra_workers.append(process)
         return process
 
     def workers(self) -> list[subprocess.Popen[bytes]]:
-        """Every worker-side process: clusters and payout lanes."""
-        return [p for p in (self.worker, self.lane, *self.extra_workers) if p is not None]
+        """Every worker's main process."""
+        return [p for p in (self.worker, *self.extra_workers) if p is not None]
 
     def wait_worker_ready(
         self, process: subprocess.Popen[bytes] | None = None, timeout: float = 20.0
@@ -93,7 +83,7 @@ class NodeProcesses:
         process = process or self.worker
         if process is None:
             return False
-        # qcluster, its sentinel, pusher, monitor and workers
+        # the worker (which started the cluster), its sentinel, pusher, monitor and workers
         wanted = 4 + int(self.env.get("WORKER_PROCESSES", "2"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,7 +109,10 @@ def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
-    _kill_group(process, signal.SIGTERM)
+    """SIGTERM to the main process, which stops its children in order (django-q2's sentinel dies at once
+    on a SIGTERM of its own); SIGKILL to the whole group after ``timeout``."""
+    with _suppress_lookup():
+        process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -162,13 +155,8 @@ def node_env_for_tests(aggregator_url: str, **extra: str) -> dict[str, str]:
 def start_worker(
     env: Mapping[str, str], log_dir: Path, name: str = "worker", prefix: Sequence[str] = ()
 ) -> subprocess.Popen[bytes]:
-    return _spawn([*prefix, sys.executable, "manage.py", "qcluster"], env, log_dir / f"{name}.log")
-
-
-def start_lane(
-    env: Mapping[str, str], log_dir: Path, name: str = "payout-lane", prefix: Sequence[str] = ()
-) -> subprocess.Popen[bytes]:
-    return _spawn([*prefix, sys.executable, "manage.py", "payout_lane"], env, log_dir / f"{name}.log")
+    """``manage.py worker``: the django-q2 cluster and the payout lane, as the default deployment runs."""
+    return _spawn([*prefix, sys.executable, "manage.py", "worker"], env, log_dir / f"{name}.log")
 
 
 @contextmanager
@@ -182,11 +170,11 @@ def run_node(
     with_worker: bool = True,
     prefix: Sequence[str] = (),
 ) -> Iterator[NodeProcesses]:
-    """Start gunicorn, qcluster and the payout lane with ``env``; wait for /health; stop everything (also
-    on failure).
+    """Start gunicorn and the worker (cluster and payout lane) with ``env``; wait for /health; stop
+    everything (also on failure).
 
     ``access_log`` adds ``--access-logfile -`` (the Dockerfile and ``make run`` do); ``with_worker=False``
-    starts the web only (``NodeProcesses.start_worker()`` starts the worker and lane later). ``prefix`` is
+    starts the web only (``NodeProcesses.start_worker()`` starts the worker later). ``prefix`` is
     a command every process is started through, e.g. ``("taskset", "-c", "0")`` to pin the node to one
     core (it must ``exec`` its argument, so the process id is the node's).
     """
@@ -209,12 +197,10 @@ def run_node(
         args += ["--access-logfile", "-"]
     web = _spawn(args, env, log_dir / "web.log")
     worker = start_worker(env, log_dir, prefix=prefix) if with_worker else None
-    lane = start_lane(env, log_dir, prefix=prefix) if with_worker else None
     node = NodeProcesses(
         url=f"http://127.0.0.1:{port}",
         web=web,
         worker=worker,
-        lane=lane,
         log_dir=log_dir,
         env=dict(env),
         prefix=tuple(prefix),

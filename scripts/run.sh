@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: write a demo .env when there is none, check the settings and that the port is free, migrate,
-# make a demo staff user (sandbox + DEBUG only), then run web (gunicorn), the worker (django-q2 qcluster:
-# the accept lane) and the payout lane in the foreground. Ctrl-C stops them all (a second Ctrl-C kills).
+# make a demo staff user (sandbox + DEBUG only), then run web (gunicorn) and the worker (manage.py worker:
+# django-q2's cluster, the accept lane, and the payout lane) in the foreground. Ctrl-C stops them all (a second Ctrl-C kills).
 #
 #   scripts/run.sh [--dry-run]    --dry-run: everything before the database (the .env, the settings, the
 #                                 port), then print the start line and exit
@@ -43,8 +43,8 @@ $BIN/python manage.py ensure_demo_user  # a new demo: the demo user books the sa
 
 # Each process runs in its own process group (job control is on while they start): Ctrl-C in the terminal
 # reaches this script alone, which asks each process to stop with SIGTERM to its main process (gunicorn's
-# master, qcluster's, the lane's), so each stops its own children in order. Not to the whole group: stock
-# django-q2's sentinel dies at once on SIGTERM and its qcluster then waits for ever. A second Ctrl-C, and
+# master, the worker's), so each stops its own children in order. Not to the whole group: stock
+# django-q2's sentinel dies at once on SIGTERM of its own. A second Ctrl-C, and
 # anything left of a group once its main process has gone, gets SIGKILL: nothing is left behind.
 pids=()
 say() { echo "$@" 2>/dev/null || true; }  # the terminal may be gone (SIGHUP)
@@ -52,7 +52,7 @@ kill_groups() { for pid in "${pids[@]}"; do kill "-$1" -- "-$pid" 2>/dev/null ||
 stop() {
   trap - EXIT INT TERM HUP
   trap 'say "killing"; kill_groups KILL' INT TERM HUP
-  say "stopping web, worker and payout lane (Ctrl-C again to kill them)"
+  say "stopping web and worker (Ctrl-C again to kill them)"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || true; done
@@ -66,9 +66,7 @@ set -m
 $BIN/gunicorn provision.wsgi:application --bind "$host:$port" --workers 2 --threads 4 \
   --graceful-timeout 10 </dev/null &
 pids+=($!)
-$BIN/python manage.py qcluster </dev/null &
-pids+=($!)
-$BIN/python manage.py payout_lane </dev/null &
+$BIN/python manage.py worker </dev/null &
 pids+=($!)
 set +m
 

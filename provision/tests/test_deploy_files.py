@@ -12,12 +12,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_compose_runs_postgres_web_worker_and_payout_lane_with_the_production_commands() -> None:
+def test_compose_runs_postgres_web_and_the_worker_with_both_lanes_with_the_production_commands() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
-    assert set(compose["services"]) == {"db", "web", "worker", "payouts"}
-    assert "qcluster" in " ".join(compose["services"]["worker"]["command"])
-    assert "payout_lane" in " ".join(compose["services"]["payouts"]["command"])
+    assert set(compose["services"]) == {"db", "web", "worker"}
+    assert " ".join(compose["services"]["worker"]["command"]).endswith("exec python manage.py worker")
     assert "pgdata" in compose["volumes"]
     assert compose["services"]["db"]["image"].startswith("postgres")
 

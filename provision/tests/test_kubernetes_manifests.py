@@ -103,8 +103,18 @@ def test_processes_run_the_docker_compose_commands() -> None:
     objects = _by_kind_and_name(build(BASE))
 
     assert _container(objects["Deployment", "provision-web"])["command"] == compose["web"]["command"]
-    assert _container(objects["Deployment", "provision-worker"])["command"] == compose["worker"]["command"]
-    assert _container(objects["Deployment", "provision-payouts"])["command"] == compose["payouts"]["command"]
+    # compose's worker runs both lanes (manage.py worker); Kubernetes runs them apart, each scaled on its own
+    both_lanes = compose["worker"]["command"]
+    assert both_lanes[-1].endswith("&& exec python manage.py worker")
+    assert _container(objects["Deployment", "provision-worker"])["command"] == [
+        *both_lanes[:-1],
+        both_lanes[-1].replace("manage.py worker", "manage.py qcluster"),
+    ]
+    assert _container(objects["Deployment", "provision-payouts"])["command"] == [
+        "sh",
+        "-c",
+        "python manage.py migrate_locked --no-input && exec python manage.py payout_lane",
+    ]
     assert _container(objects["Job", "provision-migrate"])["command"] == [
         "python",
         "manage.py",
