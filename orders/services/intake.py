@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from orders.models import Flavour, Order
 from orders.services.common import OrderTermsConflict
-from provision import queue, request_context
+from provision import db, queue, request_context
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def order_receive(*, offer: Offer) -> tuple[Order, bool]:
     Raises OrderTermsConflict when the same id comes with different amount, currency or institution.
     """
     try:
-        with transaction.atomic():
+        with db.writer_turn(), transaction.atomic():  # the aggregator waits on this write: no SQLite polling
             order = Order.objects.create(
                 order_id=offer.order_id,
                 flavour=offer.flavour,
