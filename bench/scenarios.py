@@ -50,6 +50,9 @@ from devtools.psp_sim import PspSimulator
 
 AMOUNT = "5000"
 STARTUP_TIMEOUT = 60.0
+# BENCH_AGGREGATOR_DELAY: seconds every aggregator answer takes (0: the simulator answers at once, as in
+# the reported runs); e.g. 0.2 for an aggregator a continent away.
+AGGREGATOR_DELAY_SECONDS = float(os.environ.get("BENCH_AGGREGATOR_DELAY", "0"))
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,11 @@ def deployed(
     """The node on a fresh database, running and funded (the template's opening balance)."""
     probe = db.fresh(name)
     aggregator = AggregatorSimulator(
-        client_id=CLIENT_ID, secret=SECRET, validity_seconds=ACCEPT_WINDOW_SECONDS, tx_status_after=3600
+        client_id=CLIENT_ID,
+        secret=SECRET,
+        validity_seconds=ACCEPT_WINDOW_SECONDS,
+        tx_status_after=3600,
+        answer_delay_seconds=AGGREGATOR_DELAY_SECONDS,
     ).start()
     psp_sim = None
     if psp.slow:

@@ -501,6 +501,8 @@ class AggregatorSimulator:
         what GET /v1/provider/orders shows (token amount = fiat / rate, 4 decimals).
     ``control_api``
         serve ``POST /_sim/offer`` and ``GET /_sim/orders`` (no auth, loopback) for demos.
+    ``answer_delay_seconds``
+        every answer to the node waits this long first, as a distant aggregator's would (0).
 
     Public attributes: the settings above (``validity_seconds``, ``tx_status_after``, ... may be changed
     while running), ``base_url`` / ``provider_url`` / ``port`` once started, ``listening``.
@@ -532,6 +534,7 @@ class AggregatorSimulator:
         network: str = "base-sepolia",
         provider_id: str = DEFAULT_PROVIDER_ID,
         control_api: bool = True,
+        answer_delay_seconds: float = 0.0,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the simulator listens on loopback only, not {host!r}")
@@ -550,6 +553,8 @@ class AggregatorSimulator:
         self.fulfilment_validity = float(fulfilment_validity)
         self.timestamp_age = float(timestamp_age)
         self.timeout_hold_seconds = float(timeout_hold_seconds)
+        # Every answer to the node waits this long first: a distant aggregator (round trip and processing).
+        self.answer_delay_seconds = float(answer_delay_seconds)
         self.notify_timeout = float(notify_timeout)
         self._node_session = _session()
         self.tx_status_timeout = float(tx_status_timeout)
@@ -1330,6 +1335,8 @@ class AggregatorSimulator:
         elif reply.action == "reset":
             self._drop(handler)
         else:
+            if self.answer_delay_seconds:
+                self._stop_event.wait(self.answer_delay_seconds)
             self._answer(handler, reply)
 
     @staticmethod

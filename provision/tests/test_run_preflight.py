@@ -79,11 +79,11 @@ def node_copy(tmp_path: Path) -> Path:
         shutil.copy2(ROOT / "scripts" / name, tmp_path / "scripts" / name)
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    # The three long-running processes stay up (sleep) until run.sh stops them.
+    # The two long-running processes stay up (sleep) until run.sh stops them.
     stand_ins = {
         "python": f'case "$1" in scripts/*) exec {sys.executable} "$@" ;; esac\n'
         'echo "python $*" >>calls.log\n'
-        'case "$2" in qcluster|payout_lane) exec sleep 60 ;; esac\n',
+        'case "$2" in worker) exec sleep 60 ;; esac\n',
         "gunicorn": 'echo "gunicorn $*" >>calls.log\nexec sleep 60\n',
     }
     for name, body in stand_ins.items():
@@ -215,7 +215,7 @@ def test_a_busy_port_stops_run_before_it_migrates(node_copy: Path, busy_port: in
     assert _calls(node_copy) == []
 
 
-def test_run_migrates_after_the_checks_then_starts_the_three_processes(
+def test_run_migrates_after_the_checks_then_starts_web_and_worker(
     node_copy: Path, free_port: int
 ) -> None:
     env = {
@@ -230,7 +230,7 @@ def test_run_migrates_after_the_checks_then_starts_the_three_processes(
     )
     try:
         deadline = time.monotonic() + 60
-        while len(_calls(node_copy)) < 9:  # six set-up commands, then the three processes
+        while len(_calls(node_copy)) < 8:  # six set-up commands, then the two processes
             assert process.poll() is None
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -251,8 +251,7 @@ def test_run_migrates_after_the_checks_then_starts_the_three_processes(
     assert set(calls[6:]) == {
         f"gunicorn provision.wsgi:application --bind 127.0.0.1:{free_port} --workers 2 --threads 4 "
         "--graceful-timeout 10",
-        "python manage.py qcluster",
-        "python manage.py payout_lane",
+        "python manage.py worker",
     }
     assert f"provision node on http://127.0.0.1:{free_port} (admin at /admin/): auto mode" in stdout
     assert stdout.splitlines()[-1] == "provision node stopped"
