@@ -1,4 +1,5 @@
-"""The payout lane: every PSP call the node makes, many in flight at once, off the accept lane.
+"""The payout lane: every PSP call the node makes, and every delivery it owes the aggregator, many in
+flight at once, off the accept lane.
 
 A real PSP takes seconds per payout call. If those calls ran in the django-q2 worker that also accepts
 offers, the next order's accept would wait behind the previous order's PSP call, and throughput would be
@@ -8,6 +9,10 @@ THREADS``); each item is one call of a workflow function, in its own transaction
 over HTTP. Threads, not processes: the work is waiting on the network, and a thread costs a stack, not
 another interpreter's memory. The work, all of it already in the database (the queue is the tables):
 
+* outbox rows due for delivery to the aggregator (fulfil, cancel, decline, balances; an order's rows one
+  at a time, in order): ``outbox_deliver_claimed``. Each is an aggregator round trip, a fifth of a
+  second or more from a provider's country, so they run here, not in the accept lane's few processes,
+  where they queued ahead of the next offer's accept;
 * accepted orders whose payout is due (``Order.payout_due_at``): ``workflow.payout_start``;
 * transfers due for a send or a read (``Transfer.next_check_at``): ``workflow.payout_step``. A webhook
   makes its transfer due at once; otherwise reads back off (2 s, then a quarter of the transfer's age,
@@ -81,6 +86,10 @@ def _run(work: Callable[[], object], what: str) -> None:
         close_old_connections()  # this thread's connection, as a request's end would (CONN_MAX_AGE)
 
 
+def _deliver(message_id: int) -> Callable[[], object]:
+    return lambda: order_services.outbox_deliver_claimed(message_id=message_id)
+
+
 def _start(order_pk: int) -> Callable[[], object]:
     return lambda: workflow.payout_start(order_pk=order_pk)
 
@@ -93,6 +102,9 @@ def run_due_once(*, limit: int = 100) -> int:
     """Claim and run what is due now, in this thread, one item after another (tests, ``process_orders``);
     how many items ran."""
     ran = 0
+    for message_id in order_services.outbox_claim_due(limit=limit):
+        order_services.outbox_deliver_claimed(message_id=message_id)
+        ran += 1
     for order_pk in order_services.orders_claim_payout_due(limit=limit):
         workflow.payout_start(order_pk=order_pk)
         ran += 1
@@ -166,6 +178,10 @@ class PayoutLane:
                 self.balances.due[psp] = now + BALANCE_RETRY_CAP_SECONDS  # not again while this one runs
                 self._submit(pool, self._sync_of(psp), f"balances:{psp}")
                 handed += 1
+            if free > handed:
+                for message_id in order_services.outbox_claim_due(limit=free - handed):
+                    self._submit(pool, _deliver(message_id), f"outbox:{message_id}")
+                    handed += 1
             if free > handed:
                 for order_pk in order_services.orders_claim_payout_due(limit=free - handed):
                     self._submit(pool, _start(order_pk), f"start:{order_pk}")

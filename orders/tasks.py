@@ -1,5 +1,5 @@
 """django-q2 jobs (the accept lane): each loads by id and calls one workflow or service function; each is
-safe to run twice (delivery is at least once). PSP calls never run here: they are the payout lane's.
+safe to run twice. PSP calls and outbox deliveries never run here: they are the payout lane's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django_q.models import Success
 
 from orders import services, workflow
 from orders.models import Order, OrderStatus
-from provision import queue, runtime, scheduling
+from provision import queue, runtime
 from provision.models import UsedSignature
 
 logger = logging.getLogger(__name__)
@@ -37,25 +37,10 @@ def order_accept_settle(*, order_pk: int) -> str:
     return workflow.order_accept_settle(order_pk=order_pk)
 
 
-def outbox_deliver_order(*, order_pk: int) -> int:
-    """Deliver the order's due rows in order; a row that failed is retried when due (``_retry_later``)."""
-    delivered = services.outbox_deliver_order(order_pk=order_pk)
-    if delivered.left:
-        _retry_later(order_pk=order_pk)
-    return delivered.delivered
-
-
 def outbox_deliver_due() -> int:
-    """Deliver every due row; queue the next run for when the next pending row is due."""
-    delivered = services.outbox_deliver_due()
-    _retry_later(order_pk=None)
-    return delivered
-
-
-def _retry_later(*, order_pk: int | None) -> None:
-    next_due = services.outbox_next_due_at(order_pk=order_pk)
-    if next_due is not None:
-        scheduling.run_at("orders.tasks.outbox_deliver_due", name="outbox_retry", when=next_due)
+    """Deliver every due row. The payout lane delivers the outbox; this is here for one-off schedules
+    queued before it did (``outbox_retry``)."""
+    return services.outbox_deliver_due()
 
 
 @dataclass(frozen=True)
@@ -66,8 +51,8 @@ class DueTask:
 
 
 def due_work(*, now: datetime, received_late_after: timedelta = RECEIVED_LATE_AFTER) -> list[DueTask]:
-    """The accept-lane tasks a lost task or a crash may have left undone: late received orders, accepts
-    past their window, and the outbox. (The payout lane finds its own due work in the database.)"""
+    """The accept-lane tasks a lost task or a crash may have left undone: late received orders and accepts
+    past their window. (The payout lane finds its own due work, the outbox included, in the database.)"""
     work: list[DueTask] = []
     if not runtime.current().staff_policy:
         received = Order.objects.filter(
@@ -81,7 +66,6 @@ def due_work(*, now: datetime, received_late_after: timedelta = RECEIVED_LATE_AF
         work.append(
             DueTask("orders.tasks.order_accept_settle", f"sweep:accept_settle:{pk}", {"order_pk": pk})
         )
-    work.append(DueTask("orders.tasks.outbox_deliver_due", "sweep:outbox", {}))
     return work
 
 

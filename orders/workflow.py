@@ -2,15 +2,16 @@
 
 Two lanes that never wait on each other (docs/operations.md, "Processes"):
 
-**Accept lane** (the django-q2 worker: aggregator calls and database work, never a PSP call)::
+**Accept lane** (django-q2: deciding and the accept call, never a PSP call or a delivery)::
 
     received   --order_decide-->                 declined | expired | waits for staff | accepting (reserved)
     accepting  --order_accept_with_aggregator--> accepted (payout due) | held | lost
                (no answer: tried again at once, ``ACCEPT_ATTEMPTS`` in all; then, after the window, the
                aggregator's order list decides: ``order_accept_settle``)
-    every transition's outbox rows (decline, fulfil, cancel, balances) --outbox delivery--> the aggregator
 
-**Payout lane** (``orders.payout_lane``: PSP calls, many in flight at once)::
+**Payout lane** (``orders.payout_lane``: PSP calls and deliveries to the aggregator, many in flight)::
+
+    every transition's outbox rows (decline, fulfil, cancel, balances) --outbox delivery--> the aggregator
 
     accepted, payout due --order_start_payout--> paying (a transfer at a healthy PSP)
                                                  | held (the name check says so)

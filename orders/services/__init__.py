@@ -27,10 +27,10 @@ from orders.services.common import (
 )
 from orders.services.decide import order_decide, order_decline_reason, order_needs_staff_approval
 from orders.services.delivery import (
+    outbox_claim_due,
+    outbox_deliver_claimed,
     outbox_deliver_due,
     outbox_deliver_one,
-    outbox_deliver_order,
-    outbox_next_due_at,
 )
 from orders.services.intake import Offer, offer_from_seed, order_receive
 from orders.services.outbox import (
@@ -91,11 +91,11 @@ __all__ = [
     "order_start_payout",
     "orders_claim_payout_due",
     "outbox_abandon",
+    "outbox_claim_due",
+    "outbox_deliver_claimed",
     "outbox_deliver_due",
     "outbox_deliver_one",
-    "outbox_deliver_order",
     "outbox_enqueue",
     "outbox_enqueue_balance_report",
-    "outbox_next_due_at",
     "outbox_replay",
 ]

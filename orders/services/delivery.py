@@ -1,5 +1,8 @@
 """Delivering the outbox: claim due rows, call the aggregator with no lock held, record the answer.
 
+The payout lane claims due rows (``outbox_claim_due``) and delivers each from a thread
+(``outbox_deliver_claimed``): many calls in flight, none of them in the accept lane's workers.
+
 A claim takes due rows with ``skip_locked`` and a lease and commits; the call is made; the answer is
 recorded in a new transaction. A crash between the two leaves the lease to expire and the row is sent
 again: at-least-once, and every call the node makes is idempotent on the aggregator's side (same txId,
@@ -15,11 +18,10 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from balances import selectors as balance_selectors
@@ -90,14 +92,34 @@ def outbox_deliver_one(
     message = _claim(now or timezone.now(), kind=kind)
     if message is None:
         return False
-    client = client or AggregatorClient(AggregatorConfig.from_settings())
+    _deliver(message, client or AggregatorClient(AggregatorConfig.from_settings()))
+    return True
+
+
+def outbox_claim_due(*, limit: int, now: datetime | None = None) -> list[int]:
+    """Claim up to ``limit`` due rows, each under a lease with one more attempt counted (an order's rows one
+    at a time, in order): the payout lane delivers each from a thread (``outbox_deliver_claimed``)."""
+    now = now or timezone.now()
+    claimed: list[int] = []
+    while len(claimed) < limit and (message := _claim(now)) is not None:
+        claimed.append(message.pk)
+    return claimed
+
+
+def outbox_deliver_claimed(*, message_id: int, client: AggregatorClient | None = None) -> None:
+    """Deliver a row claimed by ``outbox_claim_due`` (no lock held over the call)."""
+    message = OutboxMessage.objects.get(pk=message_id)
+    if message.status == OutboxStatus.PENDING:
+        _deliver(message, client or AggregatorClient(AggregatorConfig.from_settings()))
+
+
+def _deliver(message: OutboxMessage, client: AggregatorClient) -> None:
     try:
         answer = client.post(message.path, _payload_for(message))
     except AggregatorError as exc:
         _record_failure(message.pk, exc)
-        return True
+        return
     _record_delivery(message=message, status_code=answer.status_code)
-    return True
 
 
 def _record_failure(message_id: int, exc: AggregatorError) -> None:
@@ -178,64 +200,3 @@ def outbox_deliver_due(
     while done < limit and outbox_deliver_one(client=client, now=now(), kind=kind):
         done += 1
     return done
-
-
-class Delivered(NamedTuple):
-    delivered: int  # rows delivered
-    left: bool  # whether the order still has rows pending (failed, not due yet, or leased elsewhere)
-
-
-def outbox_deliver_order(*, order_pk: int, client: AggregatorClient | None = None) -> Delivered:
-    """Deliver one order's due rows, oldest first, with one claim for all of them; stop at the first that
-    fails (the rows after it wait for it).
-
-    The claim locks the order's pending rows (waiting, not skipping: a concurrent claim holds them for
-    a moment only) and leases the due ones in order, up to the first that is not due."""
-    now = timezone.now()
-    left = False
-    with transaction.atomic():
-        due: list[OutboxMessage] = []
-        pending = OutboxMessage.objects.select_for_update(of=("self",)).filter(
-            order_id=order_pk, status=OutboxStatus.PENDING
-        )
-        for message in pending.order_by("pk"):
-            if message.next_attempt_at > now:
-                left = True
-                break
-            message.attempts += 1
-            message.next_attempt_at = now + LEASE
-            due.append(message)
-        if due:  # one plain UPDATE: every claimed row gets the same lease and one more attempt
-            OutboxMessage.objects.filter(pk__in=[message.pk for message in due]).update(
-                attempts=F("attempts") + 1, next_attempt_at=now + LEASE
-            )
-    client = client or AggregatorClient(AggregatorConfig.from_settings())
-    for index, message in enumerate(due):
-        try:
-            answer = client.post(message.path, _payload_for(message))
-        except AggregatorError as exc:
-            _record_failure(message.pk, exc)
-            _release([later.pk for later in due[index + 1 :]])
-            return Delivered(index, True)
-        _record_delivery(message=message, status_code=answer.status_code)
-    return Delivered(len(due), left)
-
-
-def _release(message_ids: list[int]) -> None:
-    """Give back claimed rows that were not tried (an earlier row of their order failed): due again, and
-    the attempt that did not happen uncounted."""
-    if message_ids:
-        OutboxMessage.objects.filter(pk__in=message_ids, status=OutboxStatus.PENDING).update(
-            attempts=F("attempts") - 1, next_attempt_at=timezone.now()
-        )
-
-
-def outbox_next_due_at(*, order_pk: int | None = None) -> datetime | None:
-    """When the next pending row is due, or None when nothing is pending. For one order, that is its
-    oldest pending row (the rows after it wait for it, whatever their own time)."""
-    pending = OutboxMessage.objects.filter(status=OutboxStatus.PENDING)
-    if order_pk is not None:
-        pending = pending.filter(order_id=order_pk).order_by("pk")
-    else:
-        pending = pending.order_by("next_attempt_at")
-    return pending.values_list("next_attempt_at", flat=True).first()

@@ -1,9 +1,9 @@
 """The outbox: calls the node owes the aggregator, stored with the state change that implies them.
 
-``outbox_enqueue`` writes a row inside the caller's transaction and queues its delivery task in the same
-transaction (``provision.queue``: on the ORM broker the task is committed with the row, or not at all).
-Delivery is ``orders.services.delivery``. Final refusals stay visible to ops (status ``refused``) and
-can be replayed or abandoned (``manage.py outbox``, admin).
+``outbox_enqueue`` writes a row inside the caller's transaction (committed with the state change, or not
+at all); the payout lane finds it due and delivers it from one of its threads
+(``orders.services.delivery``), so no aggregator round trip ever holds up the accept lane. Final refusals
+stay visible to ops (status ``refused``) and can be replayed or abandoned (``manage.py outbox``, admin).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orders.models import Order, OutboxKind, OutboxMessage, OutboxStatus
-from provision import queue
 from provision.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -38,15 +37,6 @@ def _refuse_delivered(message: OutboxMessage, action: str) -> None:
         )
 
 
-def outbox_kick(*, order_pk: int | None) -> None:
-    """Queue the delivery of what is due: the order's rows in order, or every due row when ``order_pk``
-    is None. Inside the caller's transaction."""
-    if order_pk is None:
-        queue.enqueue("orders.tasks.outbox_deliver_due", task_name="outbox_deliver_due")
-    else:
-        queue.enqueue("orders.tasks.outbox_deliver_order", task_name=f"outbox:{order_pk}", order_pk=order_pk)
-
-
 def outbox_enqueue(
     *,
     kind: str,
@@ -56,9 +46,9 @@ def outbox_enqueue(
     order: Order | None = None,
     delay: timedelta | None = None,
 ) -> OutboxMessage:
-    """Store a call for delivery (idempotent on ``dedupe_key``) and queue its delivery. Runs inside the
-    caller's transaction, which holds the order's row lock when ``order`` is given. ``delay``: not to be
-    sent before then (the minute sweep, or a delivery run after it, sends it)."""
+    """Store a call for delivery (idempotent on ``dedupe_key``): the payout lane delivers it (it looks for
+    due rows every ``PAYOUT_LANE_POLL`` seconds). Runs inside the caller's transaction, which holds the
+    order's row lock when ``order`` is given. ``delay``: not to be sent before then."""
     existing = OutboxMessage.objects.filter(dedupe_key=dedupe_key).first()
     if existing is not None:
         logger.debug("outbox.enqueue_repeat", extra={"dedupe_key": dedupe_key})  # routine: coalescing
@@ -77,8 +67,6 @@ def outbox_enqueue(
             message = OutboxMessage.objects.create(**fields)
     except IntegrityError:
         return OutboxMessage.objects.get(dedupe_key=dedupe_key)
-    if not delay:
-        outbox_kick(order_pk=order.pk if order is not None else None)
     return message
 
 
@@ -103,7 +91,6 @@ def outbox_replay(*, message_id: int) -> OutboxMessage:
     message.status = OutboxStatus.PENDING
     message.next_attempt_at = timezone.now()
     message.save(update_fields=["status", "next_attempt_at"])
-    outbox_kick(order_pk=message.order_id)
     return message
 
 

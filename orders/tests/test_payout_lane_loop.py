@@ -29,6 +29,7 @@ def test_items_that_finish_together_are_followed_by_one_look_for_due_work(
         return "paying"
 
     monkeypatch.setattr(payout_lane.order_services, "orders_claim_payout_due", claim_orders)
+    monkeypatch.setattr(payout_lane.order_services, "outbox_claim_due", lambda *, limit: [])
     monkeypatch.setattr(payout_lane.psp_services, "transfers_claim_due", lambda *, limit: [])
     monkeypatch.setattr(payout_lane.workflow, "payout_start", start)
     monkeypatch.setattr(payout_lane.BalanceTimer, "due_now", lambda self, now: [])

@@ -15,7 +15,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django_q.models import OrmQ, Schedule, Success
+from django_q.models import OrmQ, Success
 
 from orders import payout_lane, services, tasks
 from orders.models import Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
@@ -49,6 +49,17 @@ def run_queued() -> list[str]:
     for row in rows:
         import_string(row.func())(**row.kwargs())
     return [row.func() for row in rows]
+
+
+def run_lane_until_idle() -> int:
+    """Run the payout lane's due work pass after pass until a pass finds nothing; items run."""
+    ran = 0
+    for _ in range(10):
+        done = payout_lane.run_due_once()
+        if not done:
+            return ran
+        ran += done
+    raise AssertionError("the payout lane still finds work after 10 passes")
 
 
 def offered_order(aggregator: AggregatorFake, *, fulfil_status: int = 200) -> Order:
@@ -100,11 +111,13 @@ def test_an_order_goes_from_received_to_fulfilled_through_both_lanes_and_nothing
     order.refresh_from_db()
     assert order.status == OrderStatus.ACCEPTED
     assert order.payout_due_at is not None
-    assert payout_lane.run_due_once() == 2  # payout lane: start (a transfer due at once), then send it
+    # payout lane: the balance report, the payout's start (a transfer due at once), then its send
+    assert payout_lane.run_due_once() == 3
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
-    run_queued()  # accept lane: deliver fulfil pending then success, and the balance reports
+    assert run_queued() == []  # nothing for the accept lane: the payout lane delivers to the aggregator
+    assert run_lane_until_idle() == 3  # fulfil pending and a balance report, then fulfil success
 
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
@@ -143,22 +156,30 @@ def test_a_task_run_again_after_its_order_is_done_changes_nothing(
     assert len(aggregator.calls) == calls
 
 
-def test_when_the_aggregator_is_down_the_fulfil_stays_queued_and_a_retry_is_scheduled(
+def test_when_the_aggregator_is_down_the_fulfil_stays_queued_and_the_payout_lane_sends_it_when_due(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
     order = offered_order(aggregator, fulfil_status=503)
     run_queued()
     payout_lane.run_due_once()
-
-    run_queued()
+    payout_lane.run_due_once()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
     pending = OutboxMessage.objects.get(order=order, dedupe_key__endswith=":pending")
     assert (pending.status, pending.attempts) == (OutboxStatus.PENDING, 1)
-    retry = Schedule.objects.get(name="outbox_retry")
-    assert retry.func == "orders.tasks.outbox_deliver_due"
-    assert retry.next_run >= pending.next_attempt_at - timedelta(seconds=1)
+    assert pending.next_attempt_at > timezone.now()  # backing off: the lane leaves it until then
+    assert payout_lane.run_due_once() == 0
+
+    aggregator.server.clear_all_handlers()  # the aggregator is back
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
+    aggregator.on("/v1/provider/balances", 200)
+    OutboxMessage.objects.filter(pk=pending.pk).update(next_attempt_at=timezone.now())  # its time has come
+    assert run_lane_until_idle() == 2  # fulfil pending, then success (behind it)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FULFILLED
+    assert not OutboxMessage.objects.filter(order=order).exclude(status=OutboxStatus.DELIVERED).exists()
 
 
 def test_successful_task_results_older_than_a_day_are_purged_and_newer_ones_kept(db: None) -> None:
@@ -189,7 +210,7 @@ def test_a_delayed_balance_report_covers_the_changes_made_while_it_waits(
 
     assert second.pk == first.pk  # one report for both changes
     assert first.next_attempt_at >= before + timedelta(seconds=5)
-    assert queued() == []  # the sweep (or a later delivery run) sends it once due
+    assert queued() == []  # the payout lane sends it once due
     assert services.outbox_deliver_due(kind=OutboxKind.BALANCES) == 0  # not yet
 
 
@@ -208,9 +229,12 @@ def test_an_order_whose_pending_fulfil_fails_keeps_its_final_fulfil_untried_behi
             )
     aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 503)
 
-    delivered = services.outbox_deliver_order(order_pk=order.pk)
+    claimed = services.outbox_claim_due(limit=10)
+    for message_id in claimed:
+        services.outbox_deliver_claimed(message_id=message_id)
 
-    assert (delivered.delivered, delivered.left) == (0, True)
+    assert len(claimed) == 1
+    assert services.outbox_claim_due(limit=10) == []
     pending, final = OutboxMessage.objects.filter(order=order).order_by("pk")
     assert [p["validationStatus"] for _, p in aggregator.calls] == ["pending"]
     assert (pending.attempts, pending.status) == (1, OutboxStatus.PENDING)

@@ -215,9 +215,7 @@ def test_a_busy_port_stops_run_before_it_migrates(node_copy: Path, busy_port: in
     assert _calls(node_copy) == []
 
 
-def test_run_migrates_after_the_checks_then_starts_web_and_worker(
-    node_copy: Path, free_port: int
-) -> None:
+def test_run_migrates_after_the_checks_then_starts_web_and_worker(node_copy: Path, free_port: int) -> None:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(ROOT),

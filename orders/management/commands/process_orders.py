@@ -1,6 +1,6 @@
 """One pass of the node's work, run here and now, in this process: what the worker's minute sweep queues
-(expire, decide/accept, settle accepts, deliver the outbox) and what the payout lane would find due
-(start payouts, send and read transfers). For a node whose worker or payout lane is down."""
+(expire, decide/accept, settle accepts) and what the payout lane would find due (deliver the outbox,
+start payouts, send and read transfers). For a node whose worker or payout lane is down."""
 
 from __future__ import annotations
 
