@@ -38,8 +38,12 @@ def order_accept_settle(*, order_pk: int) -> str:
 
 
 def outbox_deliver_due() -> int:
-    """Deliver every due row. The payout lane delivers the outbox; this is here for one-off schedules
-    queued before it did (``outbox_retry``)."""
+    """Deliver every due row. The payout lane delivers the outbox; this and ``outbox_deliver_order`` stay
+    for the tasks and one-off schedules (``outbox_retry``) queued before it did, so they do not fail."""
+    return services.outbox_deliver_due()
+
+
+def outbox_deliver_order(*, order_pk: int) -> int:
     return services.outbox_deliver_due()
 
 

@@ -240,3 +240,23 @@ def test_an_order_whose_pending_fulfil_fails_keeps_its_final_fulfil_untried_behi
     assert (pending.attempts, pending.status) == (1, OutboxStatus.PENDING)
     assert pending.next_attempt_at > timezone.now()  # backing off
     assert (final.attempts, final.status) == (0, OutboxStatus.PENDING)  # never sent before the pending one
+
+
+def test_delivery_tasks_queued_before_the_payout_lane_delivered_still_deliver(
+    unsynced: None, aggregator: AggregatorFake
+) -> None:
+    """An upgraded node may still hold ``outbox:<order>`` tasks and ``outbox_retry`` schedules."""
+    order = OrderFactory.create()
+    with transaction.atomic():
+        services.outbox_enqueue(
+            kind=OutboxKind.FULFIL,
+            dedupe_key=f"fulfil:{order.order_id}:pending",
+            path=f"orders/{order.order_id}/fulfill",
+            payload={"psp": "sandbox", "txId": "SBX1", "validationStatus": "pending"},
+            order=order,
+        )
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/fulfill", 200)
+
+    assert tasks.outbox_deliver_order(order_pk=order.pk) == 1
+    assert tasks.outbox_deliver_due() == 0
+    assert OutboxMessage.objects.get(order=order).status == OutboxStatus.DELIVERED
