@@ -266,6 +266,20 @@ def _taken_back(offered: SimOrder) -> bool:
     return offered.notify_ok is False and (status is None or 400 <= status < 500)
 
 
+def _waits_for_review(order: Order) -> bool:
+    """A payout whose first send's answer died with the worker and whose re-send the PSP refused: the node
+    cannot tell whether the first send reached the PSP (a refusal of a re-send may be "insufficient funds"
+    because the first took the money), so the transfer stays open, read by reference, until
+    PAYOUT_REVIEW_AFTER (15 minutes) puts the order in front of staff (issue 15). Longer than this test
+    waits; the final checks assert that no money moved for it."""
+    transfers = Transfer.objects.filter(order=order)
+    return (
+        order.status == OrderStatus.PAYING
+        and transfers.exists()
+        and not transfers.exclude(status=TransferStatus.CREATED, resend_refused=True).exists()
+    )
+
+
 def _unsettled(sim: AggregatorSimulator, offered: list[str]) -> dict[str, Any]:
     """Everything that keeps the node unsettled: offers it never stored (with what the simulator's
     notification got back), orders not final, and outbox rows still pending (attempts, seconds until the
@@ -284,6 +298,7 @@ def _unsettled(sim: AggregatorSimulator, offered: list[str]) -> dict[str, Any]:
         "not_final": {
             o.order_id: _diagnose(o)
             for o in Order.objects.filter(order_id__in=offered).exclude(status__in=FINAL_STATES)
+            if not _waits_for_review(o)
         },
         "outbox_pending": [
             (
@@ -376,6 +391,10 @@ def test_crash_anywhere_kill9_worker_every_accepted_order_ends_fulfilled_or_canc
             money,
         )
         status = order.status
+        if _waits_for_review(order):
+            assert (money.payouts, money.debits) == (0, 0), (order_id, money)
+            assert fulfils_at_aggregator(sim, order_id, "success") == [], order_id
+            continue
         if at_aggregator.accepted_mono is not None:
             assert status in (OrderStatus.FULFILLED, OrderStatus.CANCELLED), (order_id, status)
         else:
