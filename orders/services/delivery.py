@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from balances import selectors as balance_selectors
@@ -44,22 +44,25 @@ def _backoff(attempts: int, retry_after: float | None) -> timedelta:
     return timedelta(seconds=max(delay, 0.5))
 
 
-def _claim(now: datetime, *, kind: str | None = None) -> OutboxMessage | None:
-    """Take one due row, respecting per-order order (pending fulfil before success), under a lease.
-
-    ``kind`` narrows the choice to one kind of row."""
+def _due(now: datetime, *, kind: str | None = None) -> QuerySet[OutboxMessage]:
+    """Rows due now, oldest first, locked as read (others skipped): an order's row only when no earlier row
+    of that order is pending (fulfil ``pending`` goes before ``success``). ``kind``: one kind only."""
     earlier_pending = OutboxMessage.objects.filter(
         order=OuterRef("order"), status=OutboxStatus.PENDING, pk__lt=OuterRef("pk")
     )
+    return (
+        OutboxMessage.objects.select_for_update(of=("self",), skip_locked=True)
+        .order_by("pk")
+        .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+        .filter(Q(order__isnull=True) | ~Exists(earlier_pending))
+        .filter(**({"kind": kind} if kind else {}))
+    )
+
+
+def _claim(now: datetime, *, kind: str | None = None) -> OutboxMessage | None:
+    """Take one due row under a lease (``_due``)."""
     with transaction.atomic():
-        message = (
-            OutboxMessage.objects.select_for_update(of=("self",), skip_locked=True)
-            .order_by("pk")
-            .filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
-            .filter(Q(order__isnull=True) | ~Exists(earlier_pending))
-            .filter(**({"kind": kind} if kind else {}))
-            .first()
-        )
+        message = _due(now, kind=kind).first()
         if message is None:
             return None
         message.attempts += 1
@@ -100,9 +103,12 @@ def outbox_claim_due(*, limit: int, now: datetime | None = None) -> list[int]:
     """Claim up to ``limit`` due rows, each under a lease with one more attempt counted (an order's rows one
     at a time, in order): the payout lane delivers each from a thread (``outbox_deliver_claimed``)."""
     now = now or timezone.now()
-    claimed: list[int] = []
-    while len(claimed) < limit and (message := _claim(now)) is not None:
-        claimed.append(message.pk)
+    with transaction.atomic():
+        claimed = list(_due(now).values_list("pk", flat=True)[:limit])
+        if claimed:
+            OutboxMessage.objects.filter(pk__in=claimed).update(
+                attempts=F("attempts") + 1, next_attempt_at=now + LEASE
+            )
     return claimed
 
 
