@@ -59,18 +59,6 @@ def _due(now: datetime, *, kind: str | None = None) -> QuerySet[OutboxMessage]:
     )
 
 
-def _claim(now: datetime, *, kind: str | None = None) -> OutboxMessage | None:
-    """Take one due row under a lease (``_due``)."""
-    with transaction.atomic():
-        message = _due(now, kind=kind).first()
-        if message is None:
-            return None
-        message.attempts += 1
-        message.next_attempt_at = now + LEASE
-        message.save(update_fields=["attempts", "next_attempt_at"])
-        return message
-
-
 def _payload_for(message: OutboxMessage) -> dict[str, object]:
     if message.kind != OutboxKind.BALANCES:
         return dict(message.payload)
@@ -92,19 +80,19 @@ def outbox_deliver_one(
     kind: str | None = None,
 ) -> bool:
     """Claim and deliver one due row (of ``kind`` when given). False when nothing is due."""
-    message = _claim(now or timezone.now(), kind=kind)
-    if message is None:
-        return False
-    _deliver(message, client or AggregatorClient(AggregatorConfig.from_settings()))
-    return True
+    claimed = outbox_claim_due(limit=1, now=now, kind=kind)
+    for message_id in claimed:
+        outbox_deliver_claimed(message_id=message_id, client=client)
+    return bool(claimed)
 
 
-def outbox_claim_due(*, limit: int, now: datetime | None = None) -> list[int]:
-    """Claim up to ``limit`` due rows, each under a lease with one more attempt counted (an order's rows one
-    at a time, in order): the payout lane delivers each from a thread (``outbox_deliver_claimed``)."""
+def outbox_claim_due(*, limit: int, now: datetime | None = None, kind: str | None = None) -> list[int]:
+    """Claim up to ``limit`` due rows (of ``kind`` when given), each under a lease with one more attempt
+    counted (an order's rows one at a time, in order): the payout lane delivers each from a thread
+    (``outbox_deliver_claimed``)."""
     now = now or timezone.now()
     with transaction.atomic():
-        claimed = list(_due(now).values_list("pk", flat=True)[:limit])
+        claimed = list(_due(now, kind=kind).values_list("pk", flat=True)[:limit])
         if claimed:
             OutboxMessage.objects.filter(pk__in=claimed).update(
                 attempts=F("attempts") + 1, next_attempt_at=now + LEASE
