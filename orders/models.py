@@ -158,6 +158,12 @@ class Order(ConcurrentTransitionMixin, models.Model):
     )
     # The offer's request id (log correlation).
     request_id = models.CharField(max_length=128, blank=True, editable=False)
+    accept_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The lane decides or accepts the offer (or settles a lost accept) from then on.",
+    )
     payout_due_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The payout lane starts the payout from then on."
     )
@@ -198,11 +204,13 @@ class Order(ConcurrentTransitionMixin, models.Model):
     @transition(field=status, source=OrderStatus.ACCEPTING, target=OrderStatus.ACCEPTED)
     def confirm_accept(self, *, at: Any, by: Any = None, description: str = "") -> None:
         self.accepted_at = at
+        self.accept_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.ACCEPTING, target=OrderStatus.LOST)
     def accept_refused(self, *, at: Any, by: Any = None, description: str = "") -> None:
         self.finished_at = at
+        self.accept_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.LOST, target=OrderStatus.CANCELLED)
@@ -293,11 +301,13 @@ class Order(ConcurrentTransitionMixin, models.Model):
     def decline(self, *, reason: str, at: Any, by: Any = None, description: str = "") -> None:
         self.decline_reason = reason
         self.finished_at = at
+        self.accept_due_at = None
 
     @fsm_logged
     @transition(field=status, source=OrderStatus.RECEIVED, target=OrderStatus.EXPIRED)
     def expire(self, *, at: Any, by: Any = None, description: str = "") -> None:
         self.finished_at = at
+        self.accept_due_at = None
 
     # --- cheap properties ------------------------------------------------------------------------------
 

@@ -1,29 +1,34 @@
-"""The payout lane: every PSP call the node makes, and every delivery it owes the aggregator, many in
-flight at once, off the accept lane.
+"""The lane: every offer's decide and accept call, every PSP call and every delivery the node owes the
+aggregator, many in flight at once, in threads of one process (``manage.py worker``; ``manage.py
+payout_lane`` where it runs apart).
 
-A real PSP takes seconds per payout call. If those calls ran in the django-q2 worker that also accepts
-offers, the next order's accept would wait behind the previous order's PSP call, and throughput would be
-worker processes ÷ PSP latency. So PSP work runs here, in its own process (``manage.py payout_lane``):
-one loop claims due work from the database and hands each item to a pool of threads (``PAYOUT_LANE_
-THREADS``); each item is one call of a workflow function, in its own transactions, with no lock held
-over HTTP. Threads, not processes: the work is waiting on the network, and a thread costs a stack, not
-another interpreter's memory. The work, all of it already in the database (the queue is the tables):
+A real PSP takes seconds per payout call, and an aggregator a continent away a fifth of a second per
+call. If those calls ran in a few worker processes, the next offer's accept would wait behind the previous
+order's PSP call, and throughput would be processes ÷ latency. So one loop claims due work from the
+database and hands each item to a pool of threads; each item is one call of a workflow function, in its
+own transactions, with no lock held over HTTP. Threads, not processes: the work is waiting on the
+network, and a thread costs a stack, not another interpreter's memory. Two pools, so an accept never
+waits behind a payout:
 
-* outbox rows due for delivery to the aggregator (fulfil, cancel, decline, balances; an order's rows one
-  at a time, in order): ``outbox_deliver_claimed``. Each is an aggregator round trip, a fifth of a
-  second or more from a provider's country, so they run here, not in the accept lane's few processes,
-  where they queued ahead of the next offer's accept;
-* accepted orders whose payout is due (``Order.payout_due_at``): ``workflow.payout_start``;
-* transfers due for a send or a read (``Transfer.next_check_at``): ``workflow.payout_step``. A webhook
-  makes its transfer due at once; otherwise reads back off (2 s, then a quarter of the transfer's age,
-  at most a minute);
-* each PSP's balances, every ``BALANCE_SYNC_INTERVAL`` seconds, retried after 2, 4, 8 ... s (at most a
-  minute apart) when a read fails: ``workflow.balances_sync_psp``.
+* **accept threads** (``ACCEPT_LANE_THREADS``): offers due to be decided or accepted
+  (``Order.accept_due_at``: due on arrival, again at once when an accept call got no answer, and after
+  the window when the aggregator's order list must settle a lost accept): ``workflow.order_advance``;
+* **payout threads** (``PAYOUT_LANE_THREADS``):
 
-Claims take rows with ``SKIP LOCKED`` and a lease (``orders_claim_payout_due``, ``transfers_claim_due``),
-so several lanes on one PostgreSQL never work on the same row, and a lane that dies loses nothing: its
-leases run out and another lane (or this one, restarted) takes the rows again. A second send of a
-transfer is further kept out by its send lease (``psp.services``).
+  - outbox rows due for delivery to the aggregator (fulfil, cancel, decline, balances; an order's rows
+    one at a time, in order): ``outbox_deliver_claimed``;
+  - accepted orders whose payout is due (``Order.payout_due_at``): ``workflow.payout_start``;
+  - transfers due for a send or a read (``Transfer.next_check_at``): ``workflow.payout_step``. A webhook
+    makes its transfer due at once; otherwise reads back off (2 s, then a quarter of the transfer's age,
+    at most a minute);
+  - each PSP's balances, every ``BALANCE_SYNC_INTERVAL`` seconds, retried after 2, 4, 8 ... s (at most a
+    minute apart) when a read fails: ``workflow.balances_sync_psp``.
+
+Claims take rows with ``SKIP LOCKED`` and a lease (``orders_claim_accept_due``,
+``orders_claim_payout_due``, ``transfers_claim_due``, ``outbox_claim_due``), so several lanes on one
+PostgreSQL never work on the same row, and a lane that dies loses nothing: its leases run out and another
+lane (or this one, restarted) takes the rows again. A second accept call of an offer is further kept out
+by its accept claim, a second send of a transfer by its send lease (``psp.services``).
 """
 
 from __future__ import annotations
@@ -86,6 +91,10 @@ def _run(work: Callable[[], object], what: str) -> None:
         close_old_connections()  # this thread's connection, as a request's end would (CONN_MAX_AGE)
 
 
+def _advance(order_pk: int) -> Callable[[], object]:
+    return lambda: workflow.order_advance(order_pk=order_pk)
+
+
 def _deliver(message_id: int) -> Callable[[], object]:
     return lambda: order_services.outbox_deliver_claimed(message_id=message_id)
 
@@ -102,6 +111,9 @@ def run_due_once(*, limit: int = 100) -> int:
     """Claim and run what is due now, in this thread, one item after another (tests, ``process_orders``);
     how many items ran."""
     ran = 0
+    for order_pk in order_services.orders_claim_accept_due(limit=limit):
+        workflow.order_advance(order_pk=order_pk)
+        ran += 1
     for message_id in order_services.outbox_claim_due(limit=limit):
         order_services.outbox_deliver_claimed(message_id=message_id)
         ran += 1
@@ -115,13 +127,15 @@ def run_due_once(*, limit: int = 100) -> int:
 
 
 class PayoutLane:
-    """The loop: claim due work while threads are free, run it in the pool, wait ``poll`` when idle."""
+    """The loop: claim due work while threads are free, run it in the pools, wait ``poll`` when idle."""
 
-    def __init__(self, *, threads: int, poll: float) -> None:
+    def __init__(self, *, threads: int, poll: float, accept_threads: int = 1) -> None:
         self.threads = threads
+        self.accept_threads = accept_threads
         self.poll = poll
         self.balances = BalanceTimer()
         self.in_flight: set[Future[None]] = set()
+        self.accepting: set[Future[None]] = set()
         self.beat_at = 0.0
         self.notify_at = 0.0
 
@@ -145,49 +159,67 @@ class PayoutLane:
         self._submit(pool, notify.notifications_watch, "notifications")
 
     def run(self, stop: threading.Event) -> None:
-        logger.info("payout_lane.started", extra={"threads": self.threads, "poll": self.poll})
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="payout") as pool:
+        logger.info(
+            "payout_lane.started",
+            extra={"threads": self.threads, "accept_threads": self.accept_threads, "poll": self.poll},
+        )
+        with (
+            ThreadPoolExecutor(max_workers=self.accept_threads, thread_name_prefix="accept") as accepts,
+            ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="payout") as pool,
+        ):
             while not stop.is_set():
                 self._heartbeat()
                 self._notify(pool)
-                if self._claim(pool):
+                if self._claim(accepts, pool):
                     continue  # more may be due than there were free threads: look again at once
-                if not self.in_flight:
+                busy = self.in_flight | self.accepting
+                if not busy:
                     stop.wait(self.poll)
                     continue
-                done, self.in_flight = wait(self.in_flight, timeout=self.poll, return_when=FIRST_COMPLETED)
+                done, _ = wait(busy, timeout=self.poll, return_when=FIRST_COMPLETED)
                 if done:
                     # A finished item may have made work due (a started payout's transfer is due at once).
                     # Let the items finishing about now finish too and look once for all of them: at tens
                     # of items a second, a claim after each one cost more queries than the work it found.
                     stop.wait(CLAIM_GATHER_SECONDS)
-            logger.info("payout_lane.stopping", extra={"in_flight": len(self.in_flight)})
-            wait(self.in_flight)
+            logger.info(
+                "payout_lane.stopping", extra={"in_flight": len(self.in_flight) + len(self.accepting)}
+            )
+            wait(self.in_flight | self.accepting)
         close_old_connections()
 
-    def _claim(self, pool: ThreadPoolExecutor) -> int:
-        """Hand due work to free threads; how many items were handed out."""
+    def _claim(self, accepts: ThreadPoolExecutor, pool: ThreadPoolExecutor) -> int:
+        """Hand due work to free threads, offers first; how many items were handed out."""
+        self.accepting = {future for future in self.accepting if not future.done()}
         self.in_flight = {future for future in self.in_flight if not future.done()}
-        free = self.threads - len(self.in_flight)
-        if free <= 0:
-            return 0
         handed = 0
         try:
+            free = self.accept_threads - len(self.accepting)
+            if free > 0:
+                for order_pk in order_services.orders_claim_accept_due(limit=free):
+                    self.accepting.add(accepts.submit(_run, _advance(order_pk), f"accept:{order_pk}"))
+                    handed += 1
+            free = self.threads - len(self.in_flight)
+            if free <= 0:
+                return handed
             now = time.monotonic()
             for psp in self.balances.due_now(now)[:free]:
                 self.balances.due[psp] = now + BALANCE_RETRY_CAP_SECONDS  # not again while this one runs
                 self._submit(pool, self._sync_of(psp), f"balances:{psp}")
+                free -= 1
                 handed += 1
-            if free > handed:
-                for message_id in order_services.outbox_claim_due(limit=free - handed):
+            if free > 0:
+                for message_id in order_services.outbox_claim_due(limit=free):
                     self._submit(pool, _deliver(message_id), f"outbox:{message_id}")
+                    free -= 1
                     handed += 1
-            if free > handed:
-                for order_pk in order_services.orders_claim_payout_due(limit=free - handed):
+            if free > 0:
+                for order_pk in order_services.orders_claim_payout_due(limit=free):
                     self._submit(pool, _start(order_pk), f"start:{order_pk}")
+                    free -= 1
                     handed += 1
-            if free > handed:
-                for transfer_pk in psp_services.transfers_claim_due(limit=free - handed):
+            if free > 0:
+                for transfer_pk in psp_services.transfers_claim_due(limit=free):
                     self._submit(pool, _step(transfer_pk), f"step:{transfer_pk}")
                     handed += 1
         except Exception:

@@ -1,15 +1,16 @@
 """An order's journey, state by state: which public service runs next, and in which lane.
 
-Two lanes that never wait on each other (docs/operations.md, "Processes"):
+Two lanes that never wait on each other, both threads of one process (``orders.payout_lane``; see
+docs/operations.md, "Processes"), each claiming due rows from the database:
 
-**Accept lane** (django-q2: deciding and the accept call, never a PSP call or a delivery)::
+**Accept lane** (the accept threads: deciding and the accept call, never a PSP call or a delivery)::
 
-    received   --order_decide-->                 declined | expired | waits for staff | accepting (reserved)
-    accepting  --order_accept_with_aggregator--> accepted (payout due) | held | lost
-               (no answer: tried again at once, ``ACCEPT_ATTEMPTS`` in all; then, after the window, the
-               aggregator's order list decides: ``order_accept_settle``)
+    received, accept due   --order_decide-->   declined | expired | waits for staff | accepting (reserved)
+    accepting, accept due  --order_accept_with_aggregator--> accepted (payout due) | held | lost
+               (no answer: due again at once, ``ACCEPT_ATTEMPTS`` in all; then, after the window, the
+               aggregator's order list decides, asked again every ``SETTLE_RETRY``)
 
-**Payout lane** (``orders.payout_lane``: PSP calls and deliveries to the aggregator, many in flight)::
+**Payout lane** (the payout threads: PSP calls and deliveries to the aggregator, many in flight)::
 
     every transition's outbox rows (decline, fulfil, cancel, balances) --outbox delivery--> the aggregator
 
@@ -23,7 +24,7 @@ Two lanes that never wait on each other (docs/operations.md, "Processes"):
         ledger (and a balance report); staff book a drift, the sync never changes the ledger
 
 **Staff** (admin) and **timers** (the minute sweep): approve and pay held orders, cancel, mark paid,
-resolve reviews, expire offers and held payouts; the sweep queues whatever a lost task left undone.
+resolve reviews, expire offers and held payouts; the sweep makes due what waits for nobody.
 """
 
 from __future__ import annotations
@@ -40,56 +41,52 @@ from balances import services as balance_services
 from orders import services as order_services
 from orders.clients.aggregator import AggregatorUnavailable
 from orders.models import Order, OrderStatus
-from provision import queue, scheduling
+from provision import request_context
 from psp import services as psp_services
 from psp.base import PspError
 
 logger = logging.getLogger(__name__)
 
 ACCEPT_ATTEMPTS = 3
+SETTLE_RETRY = timedelta(seconds=30)
 UNROUTABLE_CANCEL_AFTER = timedelta(minutes=5)
 NO_PSP_RETRY = timedelta(seconds=30)
 NO_PSP_REASON = "No payout provider available"
 
 
-# --- accept lane ---------------------------------------------------------------------------------------
+# --- accept: the lane's accept threads ------------------------------------------------------------------
 
 
 def order_advance(*, order_pk: int) -> str:
-    """A received order: decide, and accept with the aggregator when the node takes it."""
-    order = order_services.order_decide(order_pk=order_pk)
-    if order.status == OrderStatus.ACCEPTING:
-        order = order_accept(order_pk=order_pk)
+    """An offer due in the lane (``accept_due_at``): decide it when received, then accept it. Its log lines
+    and the accept call carry the id of the request that brought the offer in."""
+    order = Order.objects.get(pk=order_pk)
+    token = request_context.set_request_id(order.request_id or request_context.new_request_id())
+    try:
+        if order.status == OrderStatus.RECEIVED:
+            order = order_services.order_decide(order_pk=order_pk)
+        if order.status == OrderStatus.ACCEPTING:
+            order = order_accept(order_pk=order_pk)
+    finally:
+        request_context.reset_request_id(token)
     return order.status
 
 
 def order_accept(*, order_pk: int) -> Order:
-    """Accept with the aggregator. No answer: queue another attempt at once while attempts are left and
-    the window is open; otherwise the order list decides once the window has closed."""
+    """Accept with the aggregator (after the window: settle a lost accept from its order list). No answer:
+    due again at once while attempts are left and the window is open; otherwise the list decides after
+    the window, asked again every ``SETTLE_RETRY`` while the aggregator is away."""
     try:
         return order_services.order_accept_with_aggregator(order_pk=order_pk)
     except AggregatorUnavailable:
         order = Order.objects.get(pk=order_pk)
     if order.status != OrderStatus.ACCEPTING:
         return order
-    if order.accept_attempts < ACCEPT_ATTEMPTS and timezone.now() < order.accept_deadline:
-        queue.enqueue("orders.tasks.order_accept", task_name=f"accept:{order_pk}", order_pk=order_pk)
-    else:
-        scheduling.run_at(
-            "orders.tasks.order_accept_settle",
-            name=f"accept_settle:{order_pk}",
-            when=order.accept_deadline + order_services.ACCEPT_SETTLE_MARGIN,
-            order_pk=order_pk,
-        )
-    return order
-
-
-def order_accept_settle(*, order_pk: int) -> str:
-    """After the window: the aggregator's order list decides an accept whose answer was lost."""
-    try:
-        return order_services.order_accept_with_aggregator(order_pk=order_pk).status
-    except AggregatorUnavailable:
-        return "retry"  # the sweep asks again
+    now = timezone.now()
+    if order.accept_attempts < ACCEPT_ATTEMPTS and now < order.accept_deadline:
+        return order_services.order_accept_later(order_pk=order_pk, when=now)
+    settle_at = order.accept_deadline + order_services.ACCEPT_SETTLE_MARGIN
+    return order_services.order_accept_later(order_pk=order_pk, when=max(settle_at, now + SETTLE_RETRY))
 
 
 # --- payout lane ---------------------------------------------------------------------------------------

@@ -2,17 +2,20 @@
 
 Views, admin actions, tasks, commands and the workflow call these. Each entry point runs in one
 transaction that locks the order row first (``common.order_lock``), checks the transition on the locked
-row, writes the ledger entries and outbox rows the transition implies, and queues the work it makes
-necessary in the same transaction (``provision.queue``). No function here calls out over HTTP while it
-holds a lock. Split by business action (as Zulip's ``zerver/actions``); the helpers every action shares
-live in ``common``, which imports none of the action modules.
+row, writes the ledger entries and outbox rows the transition implies, and makes the work it needs due in
+the same transaction (a due time the lane claims, or a task: ``provision.queue``). No function here calls
+out over HTTP while it holds a lock. Split by business action (as Zulip's ``zerver/actions``); the helpers
+every action shares live in ``common``, which imports none of the action modules.
 """
 
 from orders.services.accept import (
     ACCEPT_SETTLE_MARGIN,
+    order_accept_later,
     order_accept_with_aggregator,
     order_apply_accept_refused,
     order_apply_accepted,
+    orders_claim_accept_due,
+    orders_make_accept_due,
 )
 from orders.services.common import (
     HoldExpired,
@@ -68,6 +71,7 @@ __all__ = [
     "OutboxAlreadyDelivered",
     "SecondApproverRequired",
     "offer_from_seed",
+    "order_accept_later",
     "order_accept_with_aggregator",
     "order_apply_accept_refused",
     "order_apply_accepted",
@@ -89,7 +93,9 @@ __all__ = [
     "order_record_fulfil_reported_locked",
     "order_resolve_review",
     "order_start_payout",
+    "orders_claim_accept_due",
     "orders_claim_payout_due",
+    "orders_make_accept_due",
     "outbox_abandon",
     "outbox_claim_due",
     "outbox_deliver_claimed",

@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from balances import services as balance_services
@@ -35,6 +36,47 @@ logger = logging.getLogger(__name__)
 
 ACCEPT_SETTLE_MARGIN = timedelta(seconds=5)
 SETTLE_LIST_PAGES = 5
+# How long a lane's claim keeps other lanes off an offer: longer than a decide and an accept call take. A
+# lane that dies holding it loses nothing; after the window, the accept is settled from the order list.
+ACCEPT_CLAIM = timedelta(seconds=30)
+_OPEN = (OrderStatus.RECEIVED, OrderStatus.ACCEPTING)
+
+
+@transaction.atomic
+def orders_claim_accept_due(*, limit: int, now: datetime | None = None) -> list[int]:
+    """Claim up to ``limit`` offers due to be decided or accepted (oldest first, skipping rows another lane
+    holds): the lane's accept threads take them."""
+    now = now or timezone.now()
+    pks = list(
+        Order.objects.select_for_update(skip_locked=True)
+        .filter(status__in=_OPEN, accept_due_at__lte=now)
+        .order_by("accept_due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if pks:
+        Order.objects.filter(pk__in=pks).update(accept_due_at=now + ACCEPT_CLAIM)
+    return pks
+
+
+def orders_make_accept_due(*, now: datetime | None = None) -> int:
+    """Open offers that no lane will take by itself, due now; how many. An offer left for staff under a
+    policy that has since changed (while its window is open), and a staff accept whose web request died
+    before its answer was applied (the list settles it)."""
+    now = now or timezone.now()
+    left = Q(status=OrderStatus.ACCEPTING)
+    if not runtime.current().staff_policy:
+        left |= Q(status=OrderStatus.RECEIVED, accept_deadline__gt=now)
+    return Order.objects.filter(left, accept_due_at__isnull=True).update(accept_due_at=now)
+
+
+@transaction.atomic(durable=True)
+def order_accept_later(*, order_pk: int, when: datetime | None) -> Order:
+    """Decide or accept the offer again at ``when`` (None: not by itself; staff decide it)."""
+    order = order_lock(order_pk)
+    if order.status in _OPEN:
+        order.accept_due_at = when
+        order.save(update_fields=["accept_due_at", "updated_at"])
+    return order
 
 
 def _client() -> AggregatorClient:

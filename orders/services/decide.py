@@ -112,7 +112,9 @@ def order_decide(
         _decline_locked(order, reason=DeclineReason.NODE_PAUSED, now=now, actor=None)
         return order
     if actor is None and runtime.current().staff_policy:
-        return order  # staff accept or decline it from admin
+        order.accept_due_at = None  # staff accept or decline it from admin
+        order.save(update_fields=["accept_due_at", "updated_at"])
+        return order
     reason = order_decline_reason(order=order, now=now)
     if reason is not None:
         _decline_locked(order, reason=reason, now=now, actor=actor)

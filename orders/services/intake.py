@@ -1,4 +1,4 @@
-"""Taking an offered order in: stored once, its processing queued in the same transaction."""
+"""Taking an offered order in: stored once, due at once for the lane to decide and accept."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from orders.models import Flavour, Order
 from orders.services.common import OrderTermsConflict
-from provision import db, queue, request_context
+from provision import db, request_context
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class Offer:
 
 
 def order_receive(*, offer: Offer) -> tuple[Order, bool]:
-    """Store an offered order once and queue its processing (one transaction); return (order, created).
+    """Store an offered order once, due at once for the lane (``accept_due_at``); return (order, created).
 
     The same order id again returns the stored order (no second row, no second accept or payout).
     Raises OrderTermsConflict when the same id comes with different amount, currency or institution.
@@ -61,8 +62,8 @@ def order_receive(*, offer: Offer) -> tuple[Order, bool]:
                 memo=offer.memo,
                 accept_deadline=offer.accept_deadline,
                 request_id=request_context.bound_request_id(),
+                accept_due_at=timezone.now(),
             )
-            queue.enqueue("orders.tasks.order_process", task_name=f"order:{order.pk}", order_pk=order.pk)
     except IntegrityError:
         existing = Order.objects.filter(order_id=offer.order_id).first()
         if existing is None:

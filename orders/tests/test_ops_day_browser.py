@@ -2,17 +2,18 @@
 
 The node runs in manual mode with the ``hold`` policy, as a new provider starts. The aggregator (the
 project's simulator, on loopback) offers an order to the live server; the node decides, accepts and holds
-it on its own, and records the notification in that transaction. Then one person who runs the node
-(operator and payer, with a TOTP code) works through the day: the health strip and "Waiting for you",
-the order page, paying it through its confirmation page (recipient, name check, account, institution,
-amount, time left, balance after), the notification in *Provision → Notifications*, the balances page,
-a CSV export of the orders, pause and resume from the strip's one button, and every action in the
-order's and the switch's History and in Recent actions. The amount is under ``MAKER_CHECKER_ABOVE``, so
-one person may pay it (above it a second user would have to).
+it on its own (one pass of the lane, run by the test), and records the notification in that transaction.
+Then one person who runs the node (operator and payer, with a TOTP code) works through the day: the health
+strip and "Waiting for you", the order page, paying it through its confirmation page (recipient, name
+check, account, institution, amount, time left, balance after), the notification in *Provision →
+Notifications*, the balances page, a CSV export of the orders, pause and resume from the strip's one
+button, and every action in the order's and the switch's History and in Recent actions. The amount is
+under ``MAKER_CHECKER_ABOVE``, so one person may pay it (above it a second user would have to).
 
-The sandbox PSP pays in the payout lane, which does not run beside a live server: the order stays
-"paying", as a person sees it until the lane sends the transfer. Every page is checked against the CSP.
-Screenshots of each page, in walk order, go to ``var/artefacts/ops-day/`` (git-ignored, as all of var/).
+The sandbox PSP pays in the lane, which does not run beside the live server after that pass: the order
+stays "paying", as a person sees it until the lane sends the transfer. Every page is checked against the
+CSP. Screenshots of each page, in walk order, go to ``var/artefacts/ops-day/`` (git-ignored, as all of
+var/).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from django_q.models import Success
 
 from balances import services as balance_services
 from devtools.aggregator_sim import AggregatorSimulator
+from orders import payout_lane
 from orders.models import Order, OrderStatus
 from orders.tests.test_admin_browser import CHROMIUM, FLAGS, Browser, assert_csp_held, staff_role, totp_now
 from provision.models import Heartbeat, NodeControl, Notification, NotificationKind
@@ -107,6 +109,7 @@ def test_an_ops_day_in_manual_mode_from_the_held_order_to_the_history(
     offered = aggregator.offer(
         "45000", account_identifier=ACCOUNT, account_name=RECIPIENT, memo="Invoice 118"
     )
+    payout_lane.run_due_once()  # the lane decides the offer, accepts it and holds it
     order = Order.objects.get(order_id=offered.id)
     held_status = order.status
     notified = list(

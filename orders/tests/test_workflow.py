@@ -1,9 +1,10 @@
-"""An order's journey through the two lanes, with django-q2 unsynchronised (as in production): work is
-queued with the transaction that makes it necessary, and each queued task, and each payout-lane pass, is
-run here by hand to see exactly what each step does and queues.
+"""An order's journey through the lane, with django-q2 unsynchronised (as in production): work is made
+due (or queued) with the transaction that makes it necessary, and each lane pass, and each queued task,
+is run here by hand to see exactly what each step does and leaves due.
 
 These tests read django-q2's ORM queue table (``OrmQ``, through its own accessors) to see what was
-queued: that the task is written in the business transaction is the property under test.
+queued: that a task is written in the business transaction is the property under test, and that an
+offer queues none (the lane finds it due).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ, Success
 
-from orders import payout_lane, services, tasks
+from orders import payout_lane, services, tasks, workflow
 from orders.models import Order, OrderStatus, OutboxKind, OutboxMessage, OutboxStatus
 from orders.tests.conftest import AggregatorFake, accept_data
 from orders.tests.factories import OrderFactory, new_order_offer
@@ -51,6 +52,11 @@ def run_queued() -> list[str]:
     return [row.func() for row in rows]
 
 
+def run_accepts() -> list[str]:
+    """Run the lane's accept threads' work once, here: every offer due to be decided or accepted."""
+    return [workflow.order_advance(order_pk=pk) for pk in services.orders_claim_accept_due(limit=100)]
+
+
 def run_lane_until_idle() -> int:
     """Run the payout lane's due work pass after pass until a pass finds nothing; items run."""
     ran = 0
@@ -71,7 +77,7 @@ def offered_order(aggregator: AggregatorFake, *, fulfil_status: int = 200) -> Or
     return order
 
 
-def test_a_received_order_is_queued_with_the_transaction_that_stores_it(unsynced: None) -> None:
+def test_a_received_order_is_due_for_the_lane_with_the_transaction_that_stores_it(unsynced: None) -> None:
     token = request_context.set_request_id("offer-request-1")
     try:
         order, created = services.order_receive(offer=new_order_offer())
@@ -79,11 +85,28 @@ def test_a_received_order_is_queued_with_the_transaction_that_stores_it(unsynced
         request_context.reset_request_id(token)
 
     assert created
-    assert queued() == [("orders.tasks.order_process", {"order_pk": order.pk})]
-    (row,) = OrmQ.objects.all()
-    assert row.task["request_id"] == "offer-request-1"  # the log correlation id travels with the task
+    assert order.accept_due_at is not None
+    assert order.accept_due_at <= timezone.now()
+    assert order.request_id == "offer-request-1"  # the lane's accept carries it (log correlation)
+    assert queued() == []  # no django-q2 task: the lane finds the offer in the table
     assert services.order_receive(offer=new_order_offer()) == (order, False)
-    assert len(queued()) == 1  # a repeated offer queues nothing
+    assert services.orders_claim_accept_due(limit=10) == [order.pk]
+    assert services.orders_claim_accept_due(limit=10) == []  # claimed: another lane leaves it alone
+
+
+def test_the_accept_call_carries_the_request_id_of_the_offer(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    token = request_context.set_request_id("offer-request-2")
+    try:
+        order = offered_order(aggregator)
+    finally:
+        request_context.reset_request_id(token)
+
+    assert run_accepts() == [OrderStatus.ACCEPTED]
+    accept = next(r for r, _ in aggregator.server.log if r.path.endswith(f"/orders/{order.order_id}/accept"))
+    assert accept.headers["X-Request-ID"] == "offer-request-2"
+    assert request_context.get_request_id() == "-"  # the lane thread's own id comes back
 
 
 def test_a_task_queued_in_a_transaction_that_rolls_back_is_not_queued(unsynced: None) -> None:
@@ -102,21 +125,19 @@ def test_a_task_queued_in_a_transaction_that_rolls_back_is_not_queued(unsynced: 
     assert queued() == []
 
 
-def test_an_order_goes_from_received_to_fulfilled_through_both_lanes_and_nothing_is_left(
+def test_an_order_goes_from_received_to_fulfilled_through_the_lane_and_nothing_is_left(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
     order = offered_order(aggregator)
 
-    assert run_queued() == ["orders.tasks.order_process"]  # accept lane: decide and accept
-    order.refresh_from_db()
-    assert order.status == OrderStatus.ACCEPTED
-    assert order.payout_due_at is not None
-    # payout lane: the balance report, the payout's start (a transfer due at once), then its send
-    assert payout_lane.run_due_once() == 3
+    # one pass: the accept (decide, reserve, accept call), the balance report, the payout's start (a
+    # transfer due at once), then its send
+    assert payout_lane.run_due_once() == 4
 
     order.refresh_from_db()
     assert order.status == OrderStatus.PAID
-    assert run_queued() == []  # nothing for the accept lane: the payout lane delivers to the aggregator
+    assert order.accept_due_at is None
+    assert run_queued() == []  # nothing for django-q2: the lane delivers to the aggregator
     assert run_lane_until_idle() == 3  # fulfil pending and a balance report, then fulfil success
 
     order.refresh_from_db()
@@ -128,39 +149,98 @@ def test_an_order_goes_from_received_to_fulfilled_through_both_lanes_and_nothing
     assert payout_lane.run_due_once() == 0
 
 
-def test_an_accept_is_never_behind_a_payout_of_another_order(
-    unsynced: None, funded: None, aggregator: AggregatorFake
-) -> None:
-    """The accept lane's task for an order makes no PSP call: the payout lane does them."""
+def test_an_accept_makes_no_psp_call(unsynced: None, funded: None, aggregator: AggregatorFake) -> None:
+    """Deciding and accepting make no PSP call (the payout threads do them), so an accept thread is never
+    busy with a payout (the two pools: ``test_payout_lane_loop``)."""
     first = offered_order(aggregator)
-    run_queued()
+    run_accepts()
     second, _ = services.order_receive(offer=new_order_offer("7f8a3c1e-2b4d-4e6f-8a9b-0c1d2e3f4a5b"))
     aggregator.on(f"/v1/provider/orders/{second.order_id}/accept", 201, accept_data(second.order_id))
 
-    assert "orders.tasks.order_process" in run_queued()
+    assert run_accepts() == [OrderStatus.ACCEPTED]
 
-    second.refresh_from_db()
     first.refresh_from_db()
-    assert (first.status, second.status) == (OrderStatus.ACCEPTED, OrderStatus.ACCEPTED)
-    assert SandboxPayout.objects.count() == 0  # no payout was sent by the accept lane
+    assert first.status == OrderStatus.ACCEPTED
+    assert SandboxPayout.objects.count() == 0  # no payout was sent by an accept
 
 
-def test_a_task_run_again_after_its_order_is_done_changes_nothing(
+def test_an_offer_advanced_again_after_it_is_accepted_changes_nothing(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
     order = offered_order(aggregator)
-    run_queued()
+    run_accepts()
     calls = len(aggregator.calls)
 
+    assert workflow.order_advance(order_pk=order.pk) == OrderStatus.ACCEPTED
+    # a django-q2 task queued before the upgrade, run after it
     assert tasks.order_process(order_pk=order.pk) == OrderStatus.ACCEPTED
     assert len(aggregator.calls) == calls
+
+
+def test_an_accept_with_no_answer_is_due_again_at_once_then_settled_from_the_list_after_the_window(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order, _ = services.order_receive(offer=new_order_offer())
+    aggregator.on(f"/v1/provider/orders/{order.order_id}/accept", 503)
+
+    for attempt in range(1, workflow.ACCEPT_ATTEMPTS + 1):
+        assert run_accepts() == [OrderStatus.ACCEPTING]
+        order.refresh_from_db()
+        assert order.accept_attempts == attempt
+    # attempts spent: the lane leaves it until the window has closed, then asks the order list
+    assert order.accept_due_at == order.accept_deadline + services.ACCEPT_SETTLE_MARGIN
+    assert run_accepts() == []
+
+    listed = {**accept_data(order.order_id), "amount": "2.5", "rate": "1500", "status": "processing"}
+    aggregator.on("/v1/provider/orders", 200, {"orders": [listed]}, method="GET")
+    past = timezone.now() - timedelta(seconds=30)
+    Order.objects.filter(pk=order.pk).update(accept_deadline=past, accept_due_at=timezone.now())
+
+    assert run_accepts() == [OrderStatus.ACCEPTED]
+    assert [p for p in aggregator.paths() if p.endswith("/accept")] == [
+        f"/v1/provider/orders/{order.order_id}/accept"
+    ] * workflow.ACCEPT_ATTEMPTS  # no accept call after the window
+
+
+def test_a_settle_while_the_aggregator_is_away_is_asked_again_later(
+    unsynced: None, funded: None, aggregator: AggregatorFake
+) -> None:
+    order, _ = services.order_receive(offer=new_order_offer())
+    now = timezone.now()
+    aggregator.on("/v1/provider/orders", 503, method="GET")
+    Order.objects.filter(pk=order.pk).update(
+        status=OrderStatus.ACCEPTING, accept_deadline=now - timedelta(seconds=30)
+    )
+
+    assert run_accepts() == [OrderStatus.ACCEPTING]
+
+    order.refresh_from_db()
+    assert order.accept_due_at is not None
+    assert order.accept_due_at >= now + workflow.SETTLE_RETRY
+    assert run_accepts() == []
+
+
+def test_under_the_staff_policy_an_offer_waits_for_staff_and_the_sweep_hands_it_back_when_that_ends(
+    unsynced: None, funded: None, aggregator: AggregatorFake, settings: Any
+) -> None:
+    settings.PROVISION_MODE, settings.MANUAL_POLICY = "manual", "staff"
+    order = offered_order(aggregator)
+
+    assert run_accepts() == [OrderStatus.RECEIVED]
+    order.refresh_from_db()
+    assert order.accept_due_at is None  # the lane does not look at it again
+    assert tasks.sweep()["made_due"] == 0
+    assert run_accepts() == []
+
+    settings.PROVISION_MODE = "auto"  # the provider switches to auto while the offer is still open
+    assert tasks.sweep()["made_due"] == 1
+    assert run_accepts() == [OrderStatus.ACCEPTED]
 
 
 def test_when_the_aggregator_is_down_the_fulfil_stays_queued_and_the_payout_lane_sends_it_when_due(
     unsynced: None, funded: None, aggregator: AggregatorFake
 ) -> None:
     order = offered_order(aggregator, fulfil_status=503)
-    run_queued()
     payout_lane.run_due_once()
     payout_lane.run_due_once()
 

@@ -683,8 +683,10 @@ Q_CLUSTER = {
     # The ORM broker: the queue is a table of the node's own database, so a task queued inside a
     # transaction is committed with it (provision.queue) and nothing else needs to run.
     "orm": "default",
+    # 1: offers, payouts and deliveries run in the lane's threads (orders.payout_lane); tasks here are the
+    # timers and the webhooks' bookkeeping, none of them waiting on the network for long.
     "workers": setting(
-        "WORKER_PROCESSES", parse_positive_int, default=2, expected="a number of worker processes"
+        "WORKER_PROCESSES", parse_positive_int, default=1, expected="a number of worker processes"
     ),
     "timeout": 60,
     "retry": 90,
@@ -706,6 +708,15 @@ PAYOUT_LANE_THREADS = setting(
     parse_positive_int,
     default=64,
     expected="how many PSP calls the payout lane makes at once",
+)
+# 8: accepts in flight at once. Accept capacity is about these threads ÷ (the aggregator's round trip +
+# ~30 ms of the node's own work): 35 offers/s at a 0.2 s round trip (docs/operations.md, "Sizing the
+# accept lane").
+ACCEPT_LANE_THREADS = setting(
+    "ACCEPT_LANE_THREADS",
+    parse_positive_int,
+    default=8,
+    expected="how many offers the lane decides and accepts at once",
 )
 PAYOUT_LANE_POLL = setting(
     "PAYOUT_LANE_POLL",

@@ -30,5 +30,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         threads = options["threads"] or settings.PAYOUT_LANE_THREADS
         self.stdout.write(f"payout lane: {threads} threads, PSPs {', '.join(settings.PSP)}")
-        PayoutLane(threads=threads, poll=float(settings.PAYOUT_LANE_POLL)).run(stop)
+        PayoutLane(
+            threads=threads,
+            poll=float(settings.PAYOUT_LANE_POLL),
+            accept_threads=settings.ACCEPT_LANE_THREADS,
+        ).run(stop)
         self.stdout.write("payout lane stopped")

@@ -54,7 +54,11 @@ class Command(BaseCommand):
         ).start()
         threads = options["threads"] or settings.PAYOUT_LANE_THREADS
         self.stdout.write(f"worker: django-q2 cluster, payout lane with {threads} threads")
-        PayoutLane(threads=threads, poll=float(settings.PAYOUT_LANE_POLL)).run(stop)
+        PayoutLane(
+            threads=threads,
+            poll=float(settings.PAYOUT_LANE_POLL),
+            accept_threads=settings.ACCEPT_LANE_THREADS,
+        ).run(stop)
         if callable(stop_cluster):
             stop_cluster(signal.SIGTERM, None)  # django-q2's own stop: finishes the tasks in hand
         if cluster_died.is_set():
