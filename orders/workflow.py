@@ -66,18 +66,18 @@ def order_advance(*, order_pk: int) -> str:
         if order.status == OrderStatus.RECEIVED:
             order = order_services.order_decide(order_pk=order_pk)
         if order.status == OrderStatus.ACCEPTING:
-            order = order_accept(order_pk=order_pk)
+            order = order_accept(order_pk=order_pk, order=order)
     finally:
         request_context.reset_request_id(token)
     return order.status
 
 
-def order_accept(*, order_pk: int) -> Order:
+def order_accept(*, order_pk: int, order: Order | None = None) -> Order:
     """Accept with the aggregator (after the window: settle a lost accept from its order list). No answer:
     due again at once while attempts are left and the window is open; otherwise the list decides after
     the window, asked again every ``SETTLE_RETRY`` while the aggregator is away."""
     try:
-        return order_services.order_accept_with_aggregator(order_pk=order_pk)
+        return order_services.order_accept_with_aggregator(order_pk=order_pk, order=order)
     except AggregatorUnavailable:
         order = Order.objects.get(pk=order_pk)
     if order.status != OrderStatus.ACCEPTING:
