@@ -160,7 +160,7 @@ class Probe:
             "outbox_pending": self.scalar(
                 "SELECT count(*) FROM orders_outboxmessage WHERE status = 'pending'"
             ),
-            # django-q2 keeps every finished task (Q_CLUSTER save_limit 0): the accept lane's tasks
+            # django-q2 keeps every finished task (Q_CLUSTER save_limit 0): its timers and webhook tasks
             "tasks_by_func": dict(self.rows("SELECT func, count(*) FROM django_q_task GROUP BY func")),
         }
 

@@ -3,10 +3,10 @@ PostgreSQL.
 
 Every scenario runs the default deployment (``provision.settings.base`` with its defaults: gunicorn as
 ``gunicorn.conf.py`` and ``devtools.processes.run_node`` start it, 2 workers x 4 threads; ``manage.py
-worker``: django-q2's cluster, ``WORKER_PROCESSES``, and the payout lane, ``PAYOUT_LANE_THREADS``) on a
-fresh copy of a migrated database, with the aggregator simulator as the aggregator (accept window 10 s,
-as in the aggregator's example configuration: the node's ``ORDER_REQUEST_VALIDITY=10``). See
-``bench.scenarios``.
+worker``: django-q2's cluster, ``WORKER_PROCESSES``, and the lane, ``ACCEPT_LANE_THREADS`` and
+``PAYOUT_LANE_THREADS``) on a fresh copy of a migrated database, with the aggregator simulator as the
+aggregator (accept window 10 s, as in the aggregator's example configuration: the node's
+``ORDER_REQUEST_VALIDITY=10``). See ``bench.scenarios``.
 
 =========== ===================== ================================================= ====================
 scenario    databases             load                                              PSP

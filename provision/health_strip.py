@@ -99,7 +99,7 @@ def strip_items(*, now: datetime | None = None) -> list[StripItem]:
             settings.WORKER_HEARTBEAT_MAX_AGE,
             now,
             reverse("admin:django_q_success_changelist"),
-            "The worker (accept lane: decide, accept, outbox)",
+            "The worker (django-q2: the sweep, purges, reconciliation)",
         )
     )
     lane_beat = Heartbeat.objects.filter(name="payout_lane").values_list("beat_at", flat=True).first()
@@ -111,7 +111,7 @@ def strip_items(*, now: datetime | None = None) -> list[StripItem]:
             settings.PAYOUT_LANE_HEARTBEAT_MAX_AGE,
             now,
             reverse("admin:provision_heartbeat_changelist"),
-            "The payout lane (every PSP call)",
+            "The lane (every accept and every PSP call)",
         )
     )
     circuits = dict(

@@ -167,14 +167,15 @@ def notifications_scan(*, now: datetime | None = None) -> int:
     last_task = worker_last_task_at()
     if last_task is None or (now - last_task).total_seconds() > settings.WORKER_HEARTBEAT_MAX_AGE:
         conditions[NotificationKind.WORKER_SILENT]["worker"] = (
-            "The worker (accept lane) has finished no task for "
-            f"{settings.WORKER_HEARTBEAT_MAX_AGE} s: offers are not decided or accepted",
+            "The worker (django-q2) has finished no task for "
+            f"{settings.WORKER_HEARTBEAT_MAX_AGE} s: the sweep, purges and reconciliation are not running",
             reverse("admin:django_q_success_changelist"),
         )
     beat = Heartbeat.objects.filter(name="payout_lane").values_list("beat_at", flat=True).first()
     if beat is not None and (now - beat).total_seconds() > settings.PAYOUT_LANE_HEARTBEAT_MAX_AGE:
         conditions[NotificationKind.PAYOUT_LANE_SILENT]["payout_lane"] = (
-            f"The payout lane has been silent since {beat:%H:%M:%S %Z}: no payout starts or settles",
+            f"The payout lane has been silent since {beat:%H:%M:%S %Z}: no offer is accepted, no payout "
+            "starts or settles",
             reverse("admin:provision_heartbeat_changelist"),
         )
     for kind, subjects in conditions.items():

@@ -1,7 +1,7 @@
 """Delivering the outbox: claim due rows, call the aggregator with no lock held, record the answer.
 
 The payout lane claims due rows (``outbox_claim_due``) and delivers each from a thread
-(``outbox_deliver_claimed``): many calls in flight, none of them in the accept lane's workers.
+(``outbox_deliver_claimed``): many calls in flight, none of them in the lane's accept threads.
 
 A claim takes due rows with ``skip_locked`` and a lease and commits; the call is made; the answer is
 recorded in a new transaction. A crash between the two leaves the lease to expire and the row is sent

@@ -2,7 +2,7 @@
 
 ``outbox_enqueue`` writes a row inside the caller's transaction (committed with the state change, or not
 at all); the payout lane finds it due and delivers it from one of its threads
-(``orders.services.delivery``), so no aggregator round trip ever holds up the accept lane. Final refusals
+(``orders.services.delivery``), so no aggregator round trip ever holds up an accept. Final refusals
 stay visible to ops (status ``refused``) and can be replayed or abandoned (``manage.py outbox``, admin).
 """
 

@@ -1,4 +1,4 @@
-"""manage.py payout_lane: run the payout lane (every PSP call, many at once) until SIGTERM or Ctrl-C."""
+"""manage.py payout_lane: run the lane (every accept and every PSP call, many at once) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from orders.payout_lane import PayoutLane
 
 
 class Command(BaseCommand):
-    help = "Run the payout lane: start due payouts, send and read transfers, sync PSP balances."
+    help = (
+        "Run the lane: decide and accept offers, start due payouts, send and read transfers, deliver the "
+        "outbox, sync PSP balances."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -29,7 +32,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         threads = options["threads"] or settings.PAYOUT_LANE_THREADS
-        self.stdout.write(f"payout lane: {threads} threads, PSPs {', '.join(settings.PSP)}")
+        self.stdout.write(
+            f"lane: {settings.ACCEPT_LANE_THREADS} accept threads, {threads} payout threads, "
+            f"PSPs {', '.join(settings.PSP)}"
+        )
         PayoutLane(
             threads=threads,
             poll=float(settings.PAYOUT_LANE_POLL),

@@ -1,10 +1,11 @@
-"""manage.py worker: both lanes of the default deployment in one process tree.
+"""manage.py worker: the default deployment's worker in one process tree.
 
-The accept lane is django-q2's cluster, started exactly as ``manage.py qcluster`` starts it (its processes
-are forked from this one); this process then runs the payout lane's threads (``manage.py payout_lane``)
-until SIGTERM. One interpreter image, loaded once and shared with every process forked from it, instead of
-a second one for the lane: about 50 MB less on a 512 MB box (README, *Performance*). ``qcluster`` and
-``payout_lane`` still run apart where the two lanes are scaled separately (deploy/kubernetes).
+django-q2's cluster (the timers: the sweep, purges, reconciliation; webhook bookkeeping) is started exactly
+as ``manage.py qcluster`` starts it (its processes are forked from this one); this process then runs the
+lane's threads (``manage.py payout_lane``: every accept, every PSP call, every delivery) until SIGTERM. One
+interpreter image, loaded once and shared with every process forked from it, instead of a second one for
+the lane: about 50 MB less on a 512 MB box (README, *Performance*). ``qcluster`` and ``payout_lane`` still
+run apart where they are scaled separately (deploy/kubernetes).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ CLUSTER_CHECK_SECONDS = 1.0
 
 
 class Command(BaseCommand):
-    help = "Run the worker: django-q2's cluster (accept lane) and the payout lane, until SIGTERM or Ctrl-C."
+    help = "Run the worker: django-q2's cluster (timers) and the lane (accepts, payouts), until SIGTERM."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -53,7 +54,10 @@ class Command(BaseCommand):
             target=_watch_cluster, args=(stop, cluster_died), name="cluster-watch", daemon=True
         ).start()
         threads = options["threads"] or settings.PAYOUT_LANE_THREADS
-        self.stdout.write(f"worker: django-q2 cluster, payout lane with {threads} threads")
+        self.stdout.write(
+            f"worker: django-q2 cluster, lane with {settings.ACCEPT_LANE_THREADS} accept threads and "
+            f"{threads} payout threads"
+        )
         PayoutLane(
             threads=threads,
             poll=float(settings.PAYOUT_LANE_POLL),
@@ -62,7 +66,7 @@ class Command(BaseCommand):
         if callable(stop_cluster):
             stop_cluster(signal.SIGTERM, None)  # django-q2's own stop: finishes the tasks in hand
         if cluster_died.is_set():
-            # A worker whose accept lane is gone must not look alive: exit non-zero and be restarted.
+            # A worker whose timers are gone must not look alive: exit non-zero and be restarted.
             raise CommandError("the django-q2 cluster stopped on its own; the worker exits to be restarted")
         self.stdout.write("worker stopped")
 
