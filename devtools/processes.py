@@ -84,7 +84,7 @@ class NodeProcesses:
         if process is None:
             return False
         # the worker (which started the cluster), its sentinel, pusher, monitor and workers
-        wanted = 4 + int(self.env.get("WORKER_PROCESSES", "2"))
+        wanted = 4 + int(self.env.get("WORKER_PROCESSES", "1"))  # the setting's default
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+import structlog
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
@@ -82,12 +83,15 @@ class BalanceTimer:
 
 
 def _run(work: Callable[[], object], what: str) -> None:
-    """One item of work in a pool thread: errors are logged (the item's lease makes it due again)."""
+    """One item of work in a pool thread: its log lines say which item wrote them (``task``, as a
+    django-q2 task's do); errors are logged (the item's lease makes it due again)."""
+    bound = structlog.contextvars.bind_contextvars(task=what)
     try:
         work()
     except Exception:
         logger.exception("payout_lane.item_failed", extra={"item": what})
     finally:
+        structlog.contextvars.reset_contextvars(**bound)
         close_old_connections()  # this thread's connection, as a request's end would (CONN_MAX_AGE)
 
 

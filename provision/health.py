@@ -21,8 +21,8 @@ Checks
                 any cluster runs. django-q2's own ``Stat`` is not used: it lives in the cache, which is
                 per process with the default in-memory cache.
 ``payout_lane`` the payout lane (``manage.py payout_lane``) wrote its heartbeat (``Heartbeat``, every few
-                seconds) within ``PAYOUT_LANE_HEARTBEAT_MAX_AGE`` seconds: without it no payout starts and
-                no transfer is sent or read.
+                seconds) within ``PAYOUT_LANE_HEARTBEAT_MAX_AGE`` seconds: without it no offer is accepted,
+                no payout starts and no transfer is sent or read.
 
 The worker and payout lane checks say nothing about this web process; an orchestrator that gates *traffic* on
 readiness should use ``?checks=database,migrations`` (a dead worker must not stop ``/tx_status``

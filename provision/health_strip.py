@@ -99,7 +99,7 @@ def strip_items(*, now: datetime | None = None) -> list[StripItem]:
             settings.WORKER_HEARTBEAT_MAX_AGE,
             now,
             reverse("admin:django_q_success_changelist"),
-            "The worker (django-q2: the sweep, purges, reconciliation)",
+            "The worker (django-q2: the sweep, purges, notifications)",
         )
     )
     lane_beat = Heartbeat.objects.filter(name="payout_lane").values_list("beat_at", flat=True).first()

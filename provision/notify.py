@@ -168,7 +168,7 @@ def notifications_scan(*, now: datetime | None = None) -> int:
     if last_task is None or (now - last_task).total_seconds() > settings.WORKER_HEARTBEAT_MAX_AGE:
         conditions[NotificationKind.WORKER_SILENT]["worker"] = (
             "The worker (django-q2) has finished no task for "
-            f"{settings.WORKER_HEARTBEAT_MAX_AGE} s: the sweep, purges and reconciliation are not running",
+            f"{settings.WORKER_HEARTBEAT_MAX_AGE} s: the sweep and the purges are not running",
             reverse("admin:django_q_success_changelist"),
         )
     beat = Heartbeat.objects.filter(name="payout_lane").values_list("beat_at", flat=True).first()

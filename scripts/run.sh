@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: write a demo .env when there is none, check the settings and that the port is free, migrate,
 # make a demo staff user (sandbox + DEBUG only), then run web (gunicorn) and the worker (manage.py worker:
-# django-q2's cluster, the accept lane, and the payout lane) in the foreground. Ctrl-C stops them all (a second Ctrl-C kills).
+# django-q2's cluster for the timers, and the lane for accepts and payouts) in the foreground. Ctrl-C stops
+# them all (a second Ctrl-C kills).
 #
 #   scripts/run.sh [--dry-run]    --dry-run: everything before the database (the .env, the settings, the
 #                                 port), then print the start line and exit

@@ -128,7 +128,7 @@ def start_line(settings: Any, *, host: str, port: int) -> str:
         f"provision node on http://{host}:{port} (admin at /admin/): {mode} mode, "
         f"PSP {', '.join(label for label, _ in psps)}, currencies {', '.join(settings.CURRENCIES)}, "
         f"{money}{', DEBUG on' if settings.DEBUG else ''}; "
-        "web, worker (accept lane) and payout lane running; Ctrl-C stops all"
+        "web and worker (django-q2 and the lane) running; Ctrl-C stops all"
     )
 
 

@@ -668,9 +668,9 @@ def worker_log(path: Path) -> list[dict[str, Any]]:
 def test_two_qcluster_workers_draining_one_backlog_process_every_order_exactly_once(
     sim: AggregatorSimulator, tmp_path: Path
 ) -> None:
-    """A backlog of orders waits while no worker runs; then two qcluster processes start on the same
-    PostgreSQL database at once: each order is accepted once, paid once, debited once and reported
-    once, each order's task ran once (its log lines say which task wrote them), and both clusters
+    """A backlog of orders waits while no worker runs; then two workers start on the same PostgreSQL
+    database at once: each order is accepted once, paid once, debited once and reported once, each
+    offer was taken by one lane once (its log lines say which lane item wrote them), and both workers
     took part."""
     from django_q.models import Failure, OrmQ, Task
 
@@ -710,9 +710,9 @@ def test_two_qcluster_workers_draining_one_backlog_process_every_order_exactly_o
             "payout_succeeded",
             "fulfil_reported",
         ]
-    # One task per order decides and accepts it, and it ran once: every order was accepted by its own
-    # task, and no task found its order already past the decision (what a second run logs first). The
-    # payout lanes started and sent the payouts; no task failed.
+    # One lane item per order decides and accepts it, and it ran once: every order was accepted by its own
+    # item, and no item found its order already past the decision (what a second run logs first). The
+    # lanes started and sent the payouts; no django-q2 task failed.
     lines = {name: worker_log(tmp_path / f"{name}.log") for name in ("worker-2", "worker-b")}
     accepted_by = [
         (line["order_id"], line.get("task"))
@@ -721,16 +721,16 @@ def test_two_qcluster_workers_draining_one_backlog_process_every_order_exactly_o
         if line.get("event") == "order.accepted"
     ]
     pks = dict(Order.objects.filter(order_id__in=ids).values_list("order_id", "pk"))
-    assert sorted(accepted_by) == sorted((order_id, f"order:{pks[order_id]}") for order_id in ids)
+    assert sorted(accepted_by) == sorted((order_id, f"accept:{pks[order_id]}") for order_id in ids)
     assert [
         line for log in lines.values() for line in log if line.get("event") == "order.decide_skipped"
     ] == []
     assert set(Task.objects.values_list("attempt_count", flat=True)) <= {1}
     failed = [(f.func, str(f.result)[:500]) for f in Failure.objects.all()]  # what failed, when one does
     assert (len(failed), OrmQ.objects.count()) == (0, 0), failed
-    events = ("order.accepted", "outbox.delivered")  # the accept lane's log events
+    events = ("order.accepted", "outbox.delivered")  # the lane's log events
     worked = [sum(line.get("event") in events for line in log) for log in lines.values()]
-    assert all(worked), f"both clusters should have drained the backlog: {worked} log lines"
+    assert all(worked), f"both workers should have drained the backlog: {worked} log lines"
     assert sim.violations() == []
     assert balance_services.balance_verify() == []
 
@@ -750,6 +750,7 @@ def test_two_staff_approving_the_same_held_payout_at_once_make_one_payout(
     fund()
     offered = sim.offer(AMOUNT, account_identifier=PAYS, notify=False)
     assert post_signed_raw(Client(), "/new_order", new_order_body(offered)).status_code == 200
+    run_lane()  # the lane accepts the offer and holds it for staff
     order = Order.objects.get(order_id=offered.id)
     assert order.status == OrderStatus.HELD
     alice, bob = staff_client("alice"), staff_client("bob")
@@ -782,11 +783,12 @@ def _sweep_later(monkeypatch: pytest.MonkeyPatch, minutes: int) -> None:
     monkeypatch.setattr(timezone, "now", real_now)
 
 
-def test_crash_after_the_aggregator_committed_accept_the_sweep_finds_the_order_ours_and_pays_it(
+def test_crash_after_the_aggregator_committed_accept_the_lane_finds_the_order_ours_and_pays_it(
     inprocess_sim: AggregatorSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The aggregator commits the accept (201) and the node dies before it stores the answer: after the
-    window closes the sweep asks the aggregator's order list, finds the order ours and pays it once."""
+    """The aggregator commits the accept (201) and the node dies before it stores the answer: once the
+    lane's claim has run out and the window has closed, the lane asks the aggregator's order list, finds
+    the order ours and pays it once (the sweeps in between change nothing)."""
     sim = inprocess_sim
     fund()
     offered = sim.offer(AMOUNT, account_identifier=PAYS, notify=False)
@@ -794,10 +796,11 @@ def test_crash_after_the_aggregator_committed_accept_the_sweep_finds_the_order_o
     def die(**kwargs: Any) -> Order:
         raise Crash
 
+    assert post_signed_raw(Client(), "/new_order", new_order_body(offered)).status_code == 200
     with monkeypatch.context() as patch:
         patch.setattr(accept_services, "order_apply_accepted", die)
         with pytest.raises(Crash):
-            post_signed_raw(Client(), "/new_order", new_order_body(offered))
+            run_lane()  # the lane's accept call is answered 201, then the process dies
     order = Order.objects.get(order_id=offered.id)
     assert order.status == OrderStatus.ACCEPTING
     assert sim.order(offered.id).state == "accepted"

@@ -1,6 +1,6 @@
 """manage.py worker: the default deployment's worker in one process tree.
 
-django-q2's cluster (the timers: the sweep, purges, reconciliation; webhook bookkeeping) is started exactly
+django-q2's cluster (the timers: the sweep, purges, notifications; webhook bookkeeping) is started exactly
 as ``manage.py qcluster`` starts it (its processes are forked from this one); this process then runs the
 lane's threads (``manage.py payout_lane``: every accept, every PSP call, every delivery) until SIGTERM. One
 interpreter image, loaded once and shared with every process forked from it, instead of a second one for

@@ -28,8 +28,8 @@ class Command(BaseCommand):
                 name=name,
                 defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
             )
-        # One pass now: offers received just before a restart must not wait for the first scheduled
-        # sweep (the aggregator's accept window is 30 s).
+        # One pass now: offers left for staff under a policy changed since, or a staff accept cut off by a
+        # restart, are handed to the lane without waiting for the first scheduled sweep.
         from django_q.tasks import async_task
 
         async_task("orders.tasks.sweep", task_name="sweep_at_start")
