@@ -295,10 +295,13 @@ OUTBOX_BACKOFF_CAP = setting(
     default=30,
     expected="the longest wait between outbox retries, seconds",
 )
+# 1: the balance changes of each second go out as one report. At 0 a busy node sent one on nearly every
+# pass of the lane, each an aggregator round trip (steady bench at 21 orders/s: accept p95 1.5 -> 0.45 s).
+# The aggregator's own reference node reports every 5 minutes.
 BALANCE_REPORT_DELAY = setting(
     "BALANCE_REPORT_DELAY",
     parse_int_non_negative,
-    default=0,
+    default=1,
     expected="seconds a balance report waits so the changes of that second go out as one report (0: at once)",
 )
 ORDER_REQUEST_VALIDITY = setting(
