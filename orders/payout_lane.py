@@ -145,6 +145,15 @@ class PayoutLane:
         self.beat_at = 0.0
         self.notify_at = 0.0
 
+    @classmethod
+    def from_settings(cls, *, threads: int | None = None) -> PayoutLane:
+        """The lane as configured; ``threads`` (the commands' ``--threads``) overrides PAYOUT_LANE_THREADS."""
+        return cls(
+            threads=threads or settings.PAYOUT_LANE_THREADS,
+            poll=float(settings.PAYOUT_LANE_POLL),
+            accept_threads=settings.ACCEPT_LANE_THREADS,
+        )
+
     def _heartbeat(self) -> None:
         """Tell readiness (``/health/ready``) this lane is alive, every few seconds."""
         now = time.monotonic()

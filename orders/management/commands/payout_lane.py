@@ -36,9 +36,5 @@ class Command(BaseCommand):
             f"lane: {settings.ACCEPT_LANE_THREADS} accept threads, {threads} payout threads, "
             f"PSPs {', '.join(settings.PSP)}"
         )
-        PayoutLane(
-            threads=threads,
-            poll=float(settings.PAYOUT_LANE_POLL),
-            accept_threads=settings.ACCEPT_LANE_THREADS,
-        ).run(stop)
+        PayoutLane.from_settings(threads=threads).run(stop)
         self.stdout.write("payout lane stopped")

@@ -58,11 +58,7 @@ class Command(BaseCommand):
             f"worker: django-q2 cluster, lane with {settings.ACCEPT_LANE_THREADS} accept threads and "
             f"{threads} payout threads"
         )
-        PayoutLane(
-            threads=threads,
-            poll=float(settings.PAYOUT_LANE_POLL),
-            accept_threads=settings.ACCEPT_LANE_THREADS,
-        ).run(stop)
+        PayoutLane.from_settings(threads=threads).run(stop)
         if callable(stop_cluster):
             stop_cluster(signal.SIGTERM, None)  # django-q2's own stop: finishes the tasks in hand
         if cluster_died.is_set():
